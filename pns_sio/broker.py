@@ -1,0 +1,271 @@
+"""Client managers: how a node hears of new notifications and reaches other nodes.
+
+Two python-socketio managers share one set of hooks:
+
+- ``LocalBroker`` (embedded mode): python-socketio's in-process manager.
+- ``RedisBroker`` (many nodes): ``AsyncRedisManager``, reworked where its
+  defaults hurt PNS: it re-subscribes within seconds (not after a back-off
+  growing to 60 s), tells the node when it has re-subscribed so the node
+  resyncs its users' counts (Redis pub/sub keeps nothing published while a
+  subscriber was away), bounds how long a publish may take, and owns and
+  closes its Redis connections.
+
+Both take the event ``pns:notification`` (the application's signal) out of
+the emit path: it never reaches a client; it is handed to ``on_signal``, which
+only schedules work, because the pub/sub listener handles messages one at a
+time and store work inside it would stall all cross-node traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import socketio
+from redis import asyncio as aioredis
+from socketio.redis_manager import parse_redis_sentinel_url
+
+from .wire import EV_SIGNAL, NAMESPACE, USER_ROOM_PREFIX
+
+logger = logging.getLogger(__name__)
+
+RESUBSCRIBE_MIN_DELAY = 0.2
+RESUBSCRIBE_MAX_DELAY = 2.0
+
+
+def _noop_signal(user_id: str, notification_id: str | None) -> None:
+    """Placeholder until the node wires its count service in."""
+
+
+def _noop() -> None:
+    """Placeholder hook."""
+
+
+def _noop_sid(sid: str) -> None:
+    """Placeholder hook."""
+
+
+class _Hooks:
+    """What both managers call back into; the node replaces the no-ops at start."""
+
+    on_signal: Callable[[str, str | None], None] = staticmethod(_noop_signal)
+    on_resubscribed: Callable[[], None] = staticmethod(_noop)
+    on_connected: Callable[[str], None] = staticmethod(_noop_sid)
+
+    rooms: dict[str, Any]
+    # Set while subscribed / while not; tests and readiness wait on them.
+    up: asyncio.Event
+    down: asyncio.Event
+
+    def _init_hooks(self, subscribed: bool) -> None:
+        self.up = asyncio.Event()
+        self.down = asyncio.Event()
+        (self.up if subscribed else self.down).set()
+
+    def _mark(self, subscribed: bool) -> None:
+        if subscribed:
+            self.down.clear()
+            self.up.set()
+        else:
+            self.up.clear()
+            self.down.set()
+
+    def users_here(self) -> list[str]:
+        """Ids of the users with at least one connection on this node."""
+        rooms = self.rooms.get(NAMESPACE, {})
+        return [
+            room[len(USER_ROOM_PREFIX) :]
+            for room, members in rooms.items()
+            if isinstance(room, str) and room.startswith(USER_ROOM_PREFIX) and members
+        ]
+
+    def has_user(self, user_id: str) -> bool:
+        members = self.rooms.get(NAMESPACE, {}).get(USER_ROOM_PREFIX + user_id)
+        return bool(members)
+
+    def _take_signal(self, data: Any) -> None:
+        # The payload comes from any process that can publish to the channel:
+        # check its shape and drop what does not fit.
+        payload = data[0] if isinstance(data, list) and len(data) == 1 else data
+        if not isinstance(payload, dict):
+            logger.info("ignoring a malformed %s signal", EV_SIGNAL)
+            return
+        user_id = payload.get("user_id")
+        notification_id = payload.get("notification_id")
+        if isinstance(user_id, int) and not isinstance(user_id, bool):
+            user_id = str(user_id)
+        if not isinstance(user_id, str) or not user_id:
+            logger.info("ignoring a %s signal without a user_id", EV_SIGNAL)
+            return
+        self.on_signal(user_id, notification_id if isinstance(notification_id, str) else None)
+
+    def broker_status(self) -> str:
+        return "embedded"
+
+    async def close(self) -> None:
+        """Release what the manager holds; idempotent."""
+
+
+class LocalBroker(_Hooks, socketio.AsyncManager):
+    """The in-process manager of embedded mode (a single node)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_hooks(subscribed=True)
+
+    async def emit(self, event: str, data: Any, namespace: str | None = None, **kwargs: Any) -> Any:
+        if event == EV_SIGNAL:
+            self._take_signal([data])
+            return None
+        return await super().emit(event, data, namespace, **kwargs)
+
+    async def connect(self, sid: str, namespace: str) -> Any:
+        result = await super().connect(sid, namespace)
+        self.on_connected(sid)
+        return result
+
+
+class RedisBroker(_Hooks, socketio.AsyncRedisManager):
+    """``AsyncRedisManager`` with fast re-subscription, a resync hook and bounded publishes."""
+
+    def __init__(
+        self, url: str, *, channel: str = "socketio", publish_timeout: float = 2.0
+    ) -> None:
+        super().__init__(url, channel=channel)
+        self._init_hooks(subscribed=False)
+        self.publish_timeout = publish_timeout
+        self.subscribed = False
+        self._pub_client: Any = None
+        self._sub_client: Any = None
+        self._sub: Any = None
+        self._closed = False
+
+    # -- connections ---------------------------------------------------------
+
+    def _new_client(self) -> Any:
+        options: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_keepalive": True}
+        if urlparse(self.redis_url).scheme.endswith("+sentinel"):
+            sentinels, service, extra = parse_redis_sentinel_url(self.redis_url)
+            options.update(extra)
+            sentinel = aioredis.sentinel.Sentinel(sentinels, **options)  # type: ignore[no-untyped-call]
+            return sentinel.master_for(service or self.channel)
+        return aioredis.Redis.from_url(self.redis_url, **options)
+
+    @staticmethod
+    async def _discard(client: Any) -> None:
+        if client is not None:
+            try:
+                await client.aclose()
+            except Exception:  # closing a broken connection may fail too
+                logger.debug("error closing a redis connection", exc_info=True)
+
+    async def _publish(self, data: Any) -> Any:
+        """Publish to the other nodes; on failure log and give up (the store is the truth)."""
+        if self._closed:
+            return None
+        message = self.json.dumps(data)
+        for attempt in (1, 2):
+            try:
+                if self._pub_client is None:
+                    self._pub_client = self._new_client()
+                async with asyncio.timeout(self.publish_timeout):
+                    return await self._pub_client.publish(self.channel, message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                client, self._pub_client = self._pub_client, None
+                await self._discard(client)
+                if attempt == 2:
+                    logger.warning(
+                        "cannot publish to redis (%s); other nodes catch up when it returns",
+                        type(exc).__name__,
+                    )
+        return None
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        delay = RESUBSCRIBE_MIN_DELAY
+        first = True
+        while not self._closed:
+            try:
+                self._sub_client = self._new_client()
+                self._sub = self._sub_client.pubsub(ignore_subscribe_messages=True)
+                await self._sub.subscribe(self.channel)
+                self.subscribed = True
+                self._mark(True)
+                delay = RESUBSCRIBE_MIN_DELAY
+                if first:
+                    first = False
+                else:
+                    logger.warning("re-subscribed to redis; resyncing counts")
+                    self.on_resubscribed()
+                async for message in self._sub.listen():
+                    yield message
+                raise ConnectionError("redis subscription ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.subscribed or delay == RESUBSCRIBE_MIN_DELAY:
+                    logger.warning(
+                        "lost redis subscription (%s); retrying in %.1fs",
+                        type(exc).__name__,
+                        delay,
+                    )
+                self.subscribed = False
+                self._mark(False)
+                await self._drop_subscription()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESUBSCRIBE_MAX_DELAY)
+
+    async def _drop_subscription(self) -> None:
+        sub, self._sub = self._sub, None
+        client, self._sub_client = self._sub_client, None
+        if sub is not None:
+            try:
+                await sub.aclose()
+            except Exception:
+                logger.debug("error closing a redis subscription", exc_info=True)
+        await self._discard(client)
+
+    async def _listen(self) -> AsyncIterator[Any]:
+        channel = self.channel.encode("utf-8")
+        async for message in self._redis_listen_with_retries():
+            if (
+                message.get("channel") == channel
+                and message.get("type") == "message"
+                and "data" in message
+            ):
+                yield message["data"]
+
+    # -- PNS hooks -------------------------------------------------------------
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        # Called for this node's own emits and for every other node's.
+        if message.get("event") == EV_SIGNAL:
+            self._take_signal(message.get("data"))
+            return
+        await super()._handle_emit(message)
+
+    async def connect(self, sid: str, namespace: str) -> Any:
+        result = await super().connect(sid, namespace)
+        self.on_connected(sid)
+        return result
+
+    def broker_status(self) -> str:
+        return "up" if self.subscribed else "down"
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        thread = getattr(self, "thread", None)
+        if thread is not None:
+            thread.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await thread
+        await self._drop_subscription()
+        client, self._pub_client = self._pub_client, None
+        await self._discard(client)

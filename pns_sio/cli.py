@@ -1,0 +1,117 @@
+"""The ``pns`` command: ``pns serve`` runs a node.
+
+Flags mirror the ``PNS_*`` environment variables (``--ack-timeout`` and
+``PNS_ACK_TIMEOUT``); flags win. A bad value stops start-up with one line on
+stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.config
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import SettingsError
+from .settings import Settings, env_variables, flag_names, parse_flag
+
+logger = logging.getLogger("pns_sio")
+
+DEMO_WARNING = (
+    "DEMO MODE: anyone can connect as any user, every origin is allowed and the HTTP API "
+    "needs no token. Never run this on a network you do not trust."
+)
+
+
+def _configure_logging(level: str) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+            "root": {"handlers": ["stderr"], "level": "WARNING"},
+            "loggers": {"pns_sio": {"level": level.upper()}},
+        }
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pns", description="PNS push-notification service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run a PNS node")
+    for name in flag_names():
+        variables = " / ".join(env_variables(name))
+        serve.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=None,
+            metavar="VALUE",
+            help=f"overrides {variables}",
+        )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="demo mode: anyone may connect as any user (never in production)",
+    )
+    return parser
+
+
+def load_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment (``env``, default ``os.environ``), overridden by flags."""
+    overrides: dict[str, Any] = {}
+    for name in flag_names():
+        raw = getattr(args, name, None)
+        if raw is not None:
+            overrides[name] = parse_flag(name, raw)
+    if args.demo:
+        overrides["demo"] = True
+    return Settings.from_env(env, **overrides)
+
+
+def serve(settings: Settings) -> None:
+    from aiohttp import web
+
+    from .app import create_app
+
+    _configure_logging(settings.log_level)
+    if settings.demo:
+        logger.warning(DEMO_WARNING)
+    app = create_app(settings)
+    url = f"http://{settings.host}:{settings.port}"
+    shown = url.replace("0.0.0.0", "127.0.0.1")
+    banner = f"PNS listening on {url}" + (f" (demo page: {shown}/demo)" if settings.demo else "")
+
+    def announce(*_args: Any, **_kwargs: Any) -> None:
+        print(banner, flush=True)
+
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=announce,
+        access_log=None,
+        shutdown_timeout=10.0,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args)
+    except SettingsError as exc:
+        print(f"pns: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        try:
+            serve(settings)
+        except SettingsError as exc:
+            print(f"pns: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"pns: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+            return 1
+    return 0

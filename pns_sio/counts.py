@@ -1,0 +1,106 @@
+"""Unseen counts: computing them and pushing them to a user's devices.
+
+One refresh per user runs at a time; requests that arrive meanwhile fold into
+one more run, so a burst of notifications for one user costs two store
+queries, not one per notification. A refresh waits out a store outage (with a
+capped back-off) and sends the count as soon as the store answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from .errors import StoreUnavailable
+from .store import NotificationStore, UnseenCount
+from .tasks import TaskOwner
+
+logger = logging.getLogger(__name__)
+
+RETRY_MIN_DELAY = 0.1
+RETRY_MAX_DELAY = 2.0
+
+# emit(user_id, payload, everywhere): everywhere=False reaches this node's
+# connections only; True reaches the user's connections on every node.
+Emit = Callable[[str, dict[str, Any], bool], Awaitable[None]]
+
+
+def count_payload(unseen: UnseenCount) -> dict[str, int]:
+    return {"count": unseen.count, "rev": unseen.rev}
+
+
+class CountService:
+    """Computes a user's (count, rev) and emits it, coalescing bursts per user."""
+
+    def __init__(
+        self,
+        store: NotificationStore,
+        *,
+        emit: Emit,
+        has_user: Callable[[str], bool],
+        tasks: TaskOwner,
+        on_sent: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._emit = emit
+        self._has_user = has_user
+        self._tasks = tasks
+        self._on_sent = on_sent
+        self._wanted: dict[str, bool] = {}  # user -> everywhere?
+        self._running: set[str] = set()
+
+    def refresh(self, user_id: str, *, everywhere: bool = False) -> None:
+        """Send the user's true count soon: to this node's devices, or to every node's.
+
+        A local refresh of a user with no connection here does no store work.
+        """
+        self._wanted[user_id] = self._wanted.get(user_id, False) or everywhere
+        if user_id not in self._running:
+            self._running.add(user_id)
+            self._tasks.spawn(self._run(user_id), name=f"count-refresh:{user_id}")
+
+    def refresh_many(self, user_ids: Iterable[str]) -> None:
+        for user_id in user_ids:
+            self.refresh(user_id)
+
+    async def push_everywhere(self, user_id: str) -> None:
+        """Send the count to every node's devices now; on a store outage, keep trying in the
+        background (the change is already committed, so the count must follow)."""
+        if user_id in self._running:
+            self.refresh(user_id, everywhere=True)
+            return
+        try:
+            unseen = await self._store.unseen(user_id)
+        except StoreUnavailable:
+            self.refresh(user_id, everywhere=True)
+            return
+        await self._send(user_id, unseen, everywhere=True)
+
+    async def _send(self, user_id: str, unseen: UnseenCount, *, everywhere: bool) -> None:
+        try:
+            await self._emit(user_id, count_payload(unseen), everywhere)
+        except Exception:
+            logger.exception("could not emit a count")
+        else:
+            self._on_sent()
+
+    async def _run(self, user_id: str) -> None:
+        delay = RETRY_MIN_DELAY
+        try:
+            while user_id in self._wanted:
+                everywhere = self._wanted.pop(user_id)
+                if not everywhere and not self._has_user(user_id):
+                    continue
+                try:
+                    unseen = await self._store.unseen(user_id)
+                except StoreUnavailable:
+                    self._wanted[user_id] = self._wanted.get(user_id, False) or everywhere
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_DELAY)
+                    continue
+                delay = RETRY_MIN_DELAY
+                await self._send(user_id, unseen, everywhere=everywhere)
+        finally:
+            self._running.discard(user_id)

@@ -1,0 +1,45 @@
+"""Prometheus metrics of one node (its own registry, so several nodes can share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+
+class Metrics:
+    """The node's counters; no user ids as labels."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connections = Gauge("pns_connections", "Open Socket.IO connections", registry=r)
+        self.connects = Counter(
+            "pns_connects", "Connection attempts by outcome", ["outcome"], registry=r
+        )
+        self.store_queries = Counter(
+            "pns_store_queries", "Store calls by operation", ["op"], registry=r
+        )
+        self.store_errors = Counter(
+            "pns_store_errors", "Store calls that failed (unavailable)", ["op"], registry=r
+        )
+        self.signals = Counter(
+            "pns_signals", "Notification signals received by this node", ["handled"], registry=r
+        )
+        self.counts_sent = Counter(
+            "pns_counts_sent", "new-notifications-count emissions to a user room", registry=r
+        )
+        self.fetches = Counter("pns_fetches", "Fetch requests by outcome", ["outcome"], registry=r)
+        self.delivered = Counter(
+            "pns_notifications_seen", "Notifications marked seen after an ack", registry=r
+        )
+        self.created = Counter(
+            "pns_notifications_created", "Notifications created through this node", registry=r
+        )
+        self.resyncs = Counter(
+            "pns_resyncs", "Count resyncs after the broker subscription came back", registry=r
+        )
+        self.http_requests = Counter(
+            "pns_http_requests", "HTTP API requests by status", ["status"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

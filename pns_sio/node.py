@@ -1,0 +1,230 @@
+"""A PNS node: the Socket.IO server, its manager, the store and the services between them.
+
+``Node`` is built from ``Settings`` in one place, started once and stopped
+once (``stop`` is idempotent and bounded). Transport (``realtime``,
+``http_api``) calls services (``counts``, ``delivery``), which call the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import socketio
+
+from .auth import build_authenticator
+from .broker import LocalBroker, RedisBroker
+from .counts import CountService
+from .delivery import Delivery
+from .errors import StoreUnavailable
+from .metrics import Metrics
+from .realtime import Realtime
+from .settings import Settings, normalize_origin
+from .store import Created, JSONObject, open_store
+from .store.guarded import GuardedStore
+from .store.unopened import UnopenedStore
+from .tasks import TaskOwner
+from .wire import EV_DISCONNECT, EV_SIGNAL, NAMESPACE, user_room
+
+logger = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 5.0
+GUARD_MARGIN_SECONDS = 1.0
+
+
+def origin_policy(settings: Settings) -> Any:
+    """What python-engineio's ``cors_allowed_origins`` gets.
+
+    Never ``[]`` (python-engineio reads it as "check nothing"). A callable,
+    so origins compare case-insensitively and without a trailing slash.
+    """
+    if settings.demo:
+        return "*"
+    allowed = settings.allowed_origins
+
+    def is_allowed(origin: str | None, environ: dict[str, Any]) -> bool:
+        if not origin:
+            return True  # not a browser: judged by its credentials alone
+        origin = normalize_origin(origin)
+        if allowed is not None:
+            return origin in allowed
+        # Same origin only: the origin this request was addressed to.
+        host = environ.get("HTTP_HOST", "")
+        scheme = environ.get("wsgi.url_scheme", "http")
+        candidates = {normalize_origin(f"{scheme}://{host}")}
+        forwarded_host = environ.get("HTTP_X_FORWARDED_HOST")
+        forwarded_proto = environ.get("HTTP_X_FORWARDED_PROTO")
+        if forwarded_host or forwarded_proto:
+            f_scheme = (forwarded_proto or scheme).split(",")[0].strip()
+            f_host = (forwarded_host or host).split(",")[0].strip()
+            candidates.add(normalize_origin(f"{f_scheme}://{f_host}"))
+        return origin in candidates
+
+    return is_allowed
+
+
+class Node:
+    """Everything one PNS process runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.tasks = TaskOwner()
+        self.stopping = False
+        self._stopped = False
+        self.broker: LocalBroker | RedisBroker = (
+            RedisBroker(settings.redis_url, channel=settings.redis_channel)
+            if settings.redis_url
+            else LocalBroker()
+        )
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=self.broker,
+            cors_allowed_origins=origin_policy(settings),
+            cors_credentials=True,
+            ping_interval=settings.ping_interval,
+            ping_timeout=settings.ping_timeout,
+            max_http_buffer_size=settings.max_message_bytes,
+            logger=False,
+            engineio_logger=False,
+        )
+        # The backends give up after store_timeout themselves (cleanly, nothing
+        # written); the guard is the backstop for a driver that hangs anyway.
+        self.store = GuardedStore(
+            UnopenedStore(),
+            timeout=settings.store_timeout + GUARD_MARGIN_SECONDS,
+            report=self._report_store_call,
+        )
+        self.counts = CountService(
+            self.store,
+            emit=self._emit_count,
+            has_user=self.broker.has_user,
+            tasks=self.tasks,
+            on_sent=self.metrics.counts_sent.inc,
+        )
+        self.delivery = Delivery(self.store, self.counts, on_seen=self.metrics.delivered.inc)
+        self.authenticator = build_authenticator(settings)
+        self.realtime = Realtime(
+            self.sio,
+            authenticator=self.authenticator,
+            delivery=self.delivery,
+            counts=self.counts,
+            metrics=self.metrics,
+            ack_timeout=settings.ack_timeout,
+        )
+        self.broker.on_signal = self._on_signal
+        self.broker.on_resubscribed = self.resync
+
+    @property
+    def broker_ready(self) -> asyncio.Event:
+        """Set while the node hears the other nodes (always, in embedded mode)."""
+        return self.broker.up
+
+    @property
+    def broker_down(self) -> asyncio.Event:
+        return self.broker.down
+
+    def _report_store_call(self, op: str, ok: bool) -> None:
+        self.metrics.store_queries.labels(op).inc()
+        if not ok:
+            self.metrics.store_errors.labels(op).inc()
+
+    async def _emit_count(self, user_id: str, payload: dict[str, Any], everywhere: bool) -> None:
+        await self.realtime.emit_count(user_id, payload, everywhere)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store and start listening to the broker."""
+        self.store.inner = await open_store(
+            self.settings.store_url, timeout=self.settings.store_timeout
+        )
+        # Subscribe now, not at the first client: signals and readiness need it.
+        if not self.sio.manager_initialized:
+            self.sio.manager_initialized = True
+            self.broker.initialize()
+        logger.info(
+            "node ready: store=%s broker=%s",
+            self.settings.store_url.split("://")[0],
+            "redis" if self.settings.redis_url else "embedded",
+        )
+
+    async def stop(self) -> None:
+        """Tell clients to reconnect elsewhere, end background work, close broker and store.
+
+        Idempotent; bounded by ``STOP_GRACE_SECONDS`` per phase.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stopping = True
+        await self.realtime.close_all()
+        await self._disconnect_clients()
+        await self.tasks.close(STOP_GRACE_SECONDS)
+        await self.broker.close()
+        await self.sio.shutdown()
+        await self.authenticator.close()
+        await self.store.close()
+
+    async def _disconnect_clients(self) -> None:
+        sids = list(self.realtime.connections)
+        if not sids:
+            return
+        payload = {"code": "shutdown", "reconnect": True}
+
+        async def bye(sid: str) -> None:
+            await self.sio.emit(EV_DISCONNECT, payload, to=sid, ignore_queue=True)
+            await self.sio.disconnect(sid, ignore_queue=True)
+
+        async with asyncio.timeout(STOP_GRACE_SECONDS):
+            await asyncio.gather(*(bye(sid) for sid in sids), return_exceptions=True)
+
+    # -- notifications -------------------------------------------------------------
+
+    async def create_notification(self, user_id: str, data: JSONObject) -> Created:
+        """Store a notification, then signal every node (this one first).
+
+        Raises ``StoreUnavailable`` with nothing stored. A failed signal is
+        only logged: the record is the truth and counts converge on resync.
+        """
+        created = await self.store.create(user_id, data)
+        self.metrics.created.inc()
+        await self.signal(user_id, created.id)
+        return created
+
+    async def signal(self, user_id: str, notification_id: str | None) -> None:
+        """Announce a change of the user's unseen set, as the Python publisher does."""
+        payload: dict[str, Any] = {"user_id": user_id}
+        if notification_id is not None:
+            payload["notification_id"] = notification_id
+        await self.sio.emit(EV_SIGNAL, payload, room=user_room(user_id), namespace=NAMESPACE)
+
+    def _on_signal(self, user_id: str, notification_id: str | None) -> None:
+        # Runs inside the broker's listener: schedule, never await store work here.
+        here = self.broker.has_user(user_id)
+        self.metrics.signals.labels("yes" if here else "no").inc()
+        if here:
+            self.counts.refresh(user_id)
+
+    def resync(self) -> None:
+        """Re-send the true count to every user connected here (after a broker outage)."""
+        users = self.broker.users_here()
+        self.metrics.resyncs.inc()
+        logger.info("resyncing counts of %d users", len(users))
+        self.counts.refresh_many(users)
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        store = "up"
+        try:
+            await self.store.ping()
+        except StoreUnavailable:
+            store = "down"
+        ready = store == "up" and not self.stopping
+        return ready, {
+            "status": "ready" if ready else "unavailable",
+            "store": store,
+            "broker": self.broker.broker_status(),
+            "stopping": self.stopping,
+            "connections": len(self.realtime.connections),
+        }

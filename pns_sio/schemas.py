@@ -1,0 +1,157 @@
+"""marshmallow schemas: every inbound payload (socket events, HTTP bodies) and what goes out.
+
+``load`` turns a validation failure into ``InvalidRequest`` whose message
+names the field; nothing else in PNS interprets raw client input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from .errors import InvalidRequest
+from .store import Notification
+from .wire import FETCH_LIMIT_DEFAULT, FETCH_LIMIT_MAX
+
+MAX_USER_ID_LENGTH = 256
+MAX_ID_LENGTH = 64
+
+
+class StrictInteger(fields.Integer):
+    """An integer that is really one: no strings, floats or booleans."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class UserId(fields.Field[str]):
+    """A user id: a non-empty string, or an integer sent as its decimal string."""
+
+    default_error_messages = {
+        "invalid": "Not a valid user id: expected a non-empty string or an integer.",
+        "too_long": f"Longer than {MAX_USER_ID_LENGTH} characters.",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise self.make_error("invalid")
+        if len(value) > MAX_USER_ID_LENGTH:
+            raise self.make_error("too_long")
+        return value
+
+
+class FetchRequest(Schema):
+    """``get-new-notifications`` payload."""
+
+    class Meta:
+        unknown = RAISE
+
+    limit = StrictInteger(
+        load_default=FETCH_LIMIT_DEFAULT,
+        validate=validate.Range(min=1, max=FETCH_LIMIT_MAX),
+    )
+
+
+class AckReceived(Schema):
+    """The acknowledgement ``{"received": [ids]}`` of a ``new-notifications`` batch."""
+
+    class Meta:
+        unknown = RAISE
+
+    received = fields.List(
+        fields.String(validate=validate.Length(max=MAX_ID_LENGTH)),
+        required=True,
+        validate=validate.Length(max=1000),
+    )
+
+
+class NewNotification(Schema):
+    """Body of ``POST /api/v1/notifications``."""
+
+    class Meta:
+        unknown = RAISE
+
+    user_id = UserId(required=True)
+    data = fields.Dict(keys=fields.String(), required=True)
+
+
+class NotificationOut(Schema):
+    """One notification as a client receives it."""
+
+    id = fields.String()
+    data = fields.Raw()
+    created_at = fields.Function(lambda n: iso_utc(n.created_at))
+
+
+FETCH_REQUEST = FetchRequest()
+ACK_RECEIVED = AckReceived()
+NEW_NOTIFICATION = NewNotification()
+NOTIFICATION_OUT = NotificationOut()
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as on the wire."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _messages(error: ValidationError) -> dict[str, list[str]]:
+    messages = error.messages
+    if not isinstance(messages, Mapping):
+        return {"_schema": [str(m) for m in messages]}
+    out: dict[str, list[str]] = {}
+    for field_name, reasons in messages.items():
+        if isinstance(reasons, Mapping):  # nested (list items): flatten to text
+            out[str(field_name)] = [json.dumps(reasons)]
+        else:
+            out[str(field_name)] = [str(r) for r in reasons]
+    return out
+
+
+def load(schema: Schema, payload: Any, *, what: str = "payload") -> dict[str, Any]:
+    """Validate ``payload`` with ``schema``; raise ``InvalidRequest`` naming the bad fields."""
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, Mapping):
+        raise InvalidRequest(
+            f"{what} must be a JSON object", fields={"_schema": ["Not a JSON object."]}
+        )
+    try:
+        result: dict[str, Any] = schema.load(payload)
+    except ValidationError as error:
+        reasons = _messages(error)
+        summary = "; ".join(
+            f"{name}: {' '.join(msgs)}" if name != "_schema" else " ".join(msgs)
+            for name, msgs in reasons.items()
+        )
+        raise InvalidRequest(f"invalid {what}: {summary}", fields=reasons) from None
+    return result
+
+
+def batch_payload(batch: list[Notification], has_more: bool) -> dict[str, Any]:
+    return {"notifications": NOTIFICATION_OUT.dump(batch, many=True), "has_more": has_more}
+
+
+def accepted_ids(ack_args: tuple[Any, ...], batch_ids: list[str]) -> list[str]:
+    """Which ids of the batch an acknowledgement accepts (docs/protocol.md).
+
+    No argument or ``null``: all of them. ``{"received": [...]}``: those of
+    the batch among them. Anything else raises ``InvalidRequest``.
+    """
+    if len(ack_args) == 0 or (len(ack_args) == 1 and ack_args[0] is None):
+        return list(batch_ids)
+    if len(ack_args) > 1:
+        raise InvalidRequest("invalid acknowledgement: expected one argument")
+    loaded = load(ACK_RECEIVED, ack_args[0], what="acknowledgement")
+    wanted = set(loaded["received"])
+    return [nid for nid in batch_ids if nid in wanted]

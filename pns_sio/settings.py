@@ -1,0 +1,304 @@
+"""Settings: read once from the environment and flags, validated, then passed down.
+
+Nothing else in PNS reads ``os.environ``. A bad value stops start-up with a
+``SettingsError`` naming the variable and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import SettingsError
+
+AUTH_MODES = ("jwt", "session", "forward")
+JWT_ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256")
+JWT_HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of a node. See docs/configuration.md for the variables."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    store_url: str = "sqlite:///pns.db"
+    redis_url: str | None = None
+    redis_channel: str = "socketio"
+    # None: same-origin only. Entries are normalized (lower case, no trailing slash).
+    allowed_origins: tuple[str, ...] | None = None
+    auth: str | None = None
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_public_key: str | None = field(default=None, repr=False)
+    jwt_algorithm: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_cookie: str | None = None
+    session_secret: str | None = field(default=None, repr=False)
+    session_cookie: str = "session"
+    session_user_key: str = "user_id"
+    session_max_age: float = 31 * 24 * 3600.0
+    auth_url: str | None = None
+    auth_cache_ttl: float = 10.0
+    auth_timeout: float = 5.0
+    api_token: str | None = field(default=None, repr=False)
+    ack_timeout: float = 30.0
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    store_timeout: float = 5.0
+    max_message_bytes: int = 64 * 1024
+    max_body_bytes: int = 1024 * 1024
+    max_notification_bytes: int = 16 * 1024
+    demo: bool = False
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def multi_node(self) -> bool:
+        return self.redis_url is not None
+
+    @property
+    def auth_mode(self) -> str | None:
+        """The authenticator in use: explicit ``auth``, else inferred, else None (demo)."""
+        return self.auth or _inferred_auth(self)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``); ``overrides`` (flags) win.
+
+        Overrides whose value is None are ignored, so argparse defaults of
+        None fall through to the environment.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, (parse, variables) in _ENV.items():
+            for var in variables:
+                raw = env.get(var)
+                if raw is not None and raw != "":
+                    values[name] = _parse(var, raw, parse)
+                    break
+        for name, value in overrides.items():
+            if name not in _FIELDS:
+                raise SettingsError(f"unknown setting {name!r}")
+            if value is not None:
+                values[name] = value
+        if values.get("demo") and "host" not in values:
+            values["host"] = "127.0.0.1"
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def normalize_origin(origin: str) -> str:
+    """Origins compare case-insensitively and without a trailing slash."""
+    return origin.strip().rstrip("/").lower()
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    return tuple(normalize_origin(o) for o in raw.split(",") if o.strip())
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+_EXPECTED: dict[Callable[[str], Any], str] = {
+    _seconds: "a positive number of seconds",
+    _port: "a port number 0-65535",
+    _positive_int: "a positive whole number",
+    _bool: "true or false",
+    _origins: "comma-separated origins",
+    _text: "text",
+}
+
+# setting name -> (parser, environment variables in order of preference)
+_ENV: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
+    "host": (_text, ("PNS_HOST",)),
+    "port": (_port, ("PNS_PORT", "PORT")),
+    "store_url": (_text, ("PNS_STORE_URL",)),
+    "redis_url": (_text, ("PNS_REDIS_URL",)),
+    "redis_channel": (_text, ("PNS_REDIS_CHANNEL",)),
+    "allowed_origins": (_origins, ("PNS_ALLOWED_ORIGINS",)),
+    "auth": (_text, ("PNS_AUTH",)),
+    "jwt_secret": (_text, ("PNS_JWT_SECRET",)),
+    "jwt_public_key": (_text, ("PNS_JWT_PUBLIC_KEY",)),
+    "jwt_algorithm": (_text, ("PNS_JWT_ALGORITHM",)),
+    "jwt_audience": (_text, ("PNS_JWT_AUDIENCE",)),
+    "jwt_issuer": (_text, ("PNS_JWT_ISSUER",)),
+    "jwt_cookie": (_text, ("PNS_JWT_COOKIE",)),
+    "session_secret": (_text, ("PNS_SESSION_SECRET",)),
+    "session_cookie": (_text, ("PNS_SESSION_COOKIE",)),
+    "session_user_key": (_text, ("PNS_SESSION_USER_KEY",)),
+    "session_max_age": (_seconds, ("PNS_SESSION_MAX_AGE",)),
+    "auth_url": (_text, ("PNS_AUTH_URL",)),
+    "auth_cache_ttl": (_seconds, ("PNS_AUTH_CACHE_TTL",)),
+    "auth_timeout": (_seconds, ("PNS_AUTH_TIMEOUT",)),
+    "api_token": (_text, ("PNS_API_TOKEN",)),
+    "ack_timeout": (_seconds, ("PNS_ACK_TIMEOUT",)),
+    "ping_interval": (_seconds, ("PNS_PING_INTERVAL",)),
+    "ping_timeout": (_seconds, ("PNS_PING_TIMEOUT",)),
+    "store_timeout": (_seconds, ("PNS_STORE_TIMEOUT",)),
+    "max_message_bytes": (_positive_int, ("PNS_MAX_MESSAGE_BYTES",)),
+    "max_body_bytes": (_positive_int, ("PNS_MAX_BODY_BYTES",)),
+    "max_notification_bytes": (_positive_int, ("PNS_MAX_NOTIFICATION_BYTES",)),
+    "demo": (_bool, ("PNS_DEMO",)),
+    "log_level": (_text, ("PNS_LOG_LEVEL",)),
+}
+_FIELDS = {f.name for f in dataclasses.fields(Settings)}
+
+
+def env_variables(name: str) -> tuple[str, ...]:
+    """The environment variables that set ``name`` (for error messages and docs)."""
+    return _ENV[name][1]
+
+
+def parse_flag(name: str, raw: str) -> Any:
+    """Parse a command-line flag's text for setting ``name`` as its variable would be."""
+    parse = _ENV[name][0]
+    return _parse("--" + name.replace("_", "-"), raw, parse)
+
+
+def flag_names() -> list[str]:
+    """Settings that have a command-line flag (all but demo, which is a switch)."""
+    return [name for name in _ENV if name != "demo"]
+
+
+def _parse(var: str, raw: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(raw)
+    except ValueError:
+        raise SettingsError(f"{var}={raw!r}: expected {_EXPECTED[parse]}") from None
+
+
+def _var(name: str) -> str:
+    return env_variables(name)[0]
+
+
+def _inferred_auth(s: Settings) -> str | None:
+    present = [
+        mode
+        for mode, given in (
+            ("jwt", s.jwt_secret or s.jwt_public_key),
+            ("session", s.session_secret),
+            ("forward", s.auth_url),
+        )
+        if given
+    ]
+    return present[0] if len(present) == 1 else None
+
+
+def _validate(s: Settings) -> None:
+    _validate_urls(s)
+    _validate_auth(s)
+    for name in ("ack_timeout", "ping_interval", "ping_timeout", "store_timeout"):
+        value = getattr(s, name)
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise SettingsError(f"{_var(name)}={value!r}: expected a positive number of seconds")
+    if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise SettingsError(
+            f"PNS_LOG_LEVEL={s.log_level!r}: expected DEBUG, INFO, WARNING or ERROR"
+        )
+    if s.allowed_origins is not None:
+        for origin in s.allowed_origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+                raise SettingsError(
+                    f"PNS_ALLOWED_ORIGINS: {origin!r} is not an origin like https://app.example.com"
+                )
+
+
+def _validate_urls(s: Settings) -> None:
+    if not s.store_url.startswith(("sqlite:///", "mongodb://", "mongodb+srv://")):
+        raise SettingsError(
+            f"PNS_STORE_URL={s.store_url!r}: expected sqlite:///path.db, mongodb:// or mongodb+srv://"
+        )
+    if s.store_url.startswith("sqlite:///") and len(s.store_url) == len("sqlite:///"):
+        raise SettingsError("PNS_STORE_URL='sqlite:///': expected a file path after sqlite:///")
+    if s.redis_url is not None and not s.redis_url.startswith(
+        ("redis://", "rediss://", "redis+sentinel://", "unix://")
+    ):
+        raise SettingsError(
+            f"PNS_REDIS_URL={s.redis_url!r}: expected redis://, rediss:// or redis+sentinel://"
+        )
+    if not s.redis_channel:
+        raise SettingsError("PNS_REDIS_CHANNEL='': expected a channel name")
+    if s.auth_url is not None and not s.auth_url.startswith(("http://", "https://")):
+        raise SettingsError(f"PNS_AUTH_URL={s.auth_url!r}: expected an http:// or https:// URL")
+
+
+def _validate_auth(s: Settings) -> None:
+    if s.auth is not None and s.auth not in AUTH_MODES:
+        raise SettingsError(f"PNS_AUTH={s.auth!r}: expected one of jwt, session, forward")
+    given = {
+        "jwt": bool(s.jwt_secret or s.jwt_public_key),
+        "session": bool(s.session_secret),
+        "forward": bool(s.auth_url),
+    }
+    if s.auth is None:
+        present = [mode for mode, ok in given.items() if ok]
+        if len(present) > 1:
+            raise SettingsError(
+                "authentication is ambiguous: settings for "
+                + " and ".join(present)
+                + " are both present; choose one with PNS_AUTH"
+            )
+        if not present and not s.demo:
+            raise SettingsError(
+                "no authentication configured: set PNS_JWT_SECRET, PNS_JWT_PUBLIC_KEY, "
+                "PNS_SESSION_SECRET or PNS_AUTH_URL (or run with --demo for local trials)"
+            )
+    else:
+        required = {
+            "jwt": "PNS_JWT_SECRET or PNS_JWT_PUBLIC_KEY",
+            "session": "PNS_SESSION_SECRET",
+            "forward": "PNS_AUTH_URL",
+        }[s.auth]
+        if not given[s.auth]:
+            raise SettingsError(f"PNS_AUTH={s.auth!r} needs {required}")
+    if s.jwt_secret and s.jwt_public_key:
+        raise SettingsError("PNS_JWT_SECRET and PNS_JWT_PUBLIC_KEY are both set: choose one")
+    if s.jwt_algorithm is not None:
+        allowed = JWT_HMAC_ALGORITHMS if s.jwt_secret else JWT_ASYMMETRIC_ALGORITHMS
+        if s.jwt_algorithm not in allowed:
+            raise SettingsError(
+                f"PNS_JWT_ALGORITHM={s.jwt_algorithm!r}: expected one of {', '.join(allowed)}"
+                + (" with PNS_JWT_SECRET" if s.jwt_secret else " with PNS_JWT_PUBLIC_KEY")
+            )

@@ -1,0 +1,114 @@
+"""The notification store: one protocol, a backend per database.
+
+Nothing here knows Socket.IO or aiohttp. Backends translate their driver's
+errors into ``StoreUnavailable`` at this boundary.
+
+The rule every backend keeps (docs/protocol.md, ``rev``): a write that changes
+a user's unseen set raises that user's ``rev`` after the write commits, and
+``unseen()`` reads ``rev`` before it counts. Then a count sent with the highest
+``rev`` is never older than the last change, whichever node computed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..errors import SettingsError
+
+# A notification's data is an opaque JSON object owned by the application.
+JSONObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: str
+    user_id: str
+    data: JSONObject
+    created_at: datetime
+    seen_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    id: str
+    created_at: datetime
+    rev: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnseenCount:
+    count: int
+    rev: int
+
+
+@dataclass(frozen=True, slots=True)
+class Marked:
+    """How many notifications one ``mark_seen`` call changed, and the rev after it."""
+
+    changed: int
+    rev: int
+
+
+class NotificationStore(Protocol):
+    """Where notifications and per-user revisions live; the source of truth.
+
+    Every method raises ``StoreUnavailable`` when the database cannot be
+    reached; no method leaves a partial write behind that a retry would
+    duplicate, except ``create`` (a retry creates a second record).
+    """
+
+    async def create(self, user_id: str, data: JSONObject) -> Created:
+        """Insert an unseen notification, then raise the user's rev."""
+        ...
+
+    async def unseen(self, user_id: str) -> UnseenCount:
+        """The user's rev (read first) and unseen count (counted after)."""
+        ...
+
+    async def list_unseen(self, user_id: str, limit: int) -> list[Notification]:
+        """Up to ``limit`` unseen notifications of the user, oldest first."""
+        ...
+
+    async def mark_seen(self, user_id: str, ids: list[str]) -> Marked:
+        """Set ``seen_date`` on those of ``ids`` still unseen and owned by the user.
+
+        Concurrent calls for the same ids count each notification once in
+        total. Raises rev only when something changed; ids that are unknown,
+        malformed, seen, or another user's are ignored.
+        """
+        ...
+
+    async def bump_rev(self, user_id: str) -> int:
+        """Raise the user's rev (after a write made outside this store) and return it."""
+        ...
+
+    async def get(self, notification_id: str) -> Notification | None:
+        """One notification by id, or None (also for a malformed id)."""
+        ...
+
+    async def ping(self) -> None:
+        """Return when the database answers; raise ``StoreUnavailable`` otherwise."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+async def open_store(url: str, *, timeout: float = 5.0) -> NotificationStore:
+    """Open (and prepare: tables, indexes) the store named by ``url``.
+
+    ``timeout`` bounds how long the driver waits for the database on each
+    call. Raises ``SettingsError`` for a URL no backend understands.
+    """
+    if url.startswith("sqlite://"):
+        from .sqlite import SQLiteStore
+
+        return await SQLiteStore.open(url, timeout=timeout)
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from .mongo import MongoStore
+
+        return await MongoStore.open(url, timeout=timeout)
+    raise SettingsError(
+        f"PNS_STORE_URL={url!r}: expected sqlite:///path.db, mongodb:// or mongodb+srv://"
+    )

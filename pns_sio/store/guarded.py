@@ -1,0 +1,74 @@
+"""A store wrapper that bounds every call by the store timeout and reports each call.
+
+A database that hangs is as bad as one that is down: after ``timeout``
+seconds the caller gets ``StoreUnavailable`` and answers ``unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from ..errors import StoreUnavailable
+from . import Created, JSONObject, Marked, Notification, NotificationStore, UnseenCount
+
+T = TypeVar("T")
+
+
+def _ignore(op: str, ok: bool) -> None:
+    """Default report hook."""
+
+
+class GuardedStore:
+    """``NotificationStore`` that times out and reports ``(op, ok)`` for each call."""
+
+    def __init__(
+        self,
+        inner: NotificationStore,
+        *,
+        timeout: float,
+        report: Callable[[str, bool], None] = _ignore,
+    ) -> None:
+        self.inner = inner
+        self.timeout = timeout
+        self.report = report
+
+    async def _call(self, op: str, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await call
+        except TimeoutError:
+            self.report(op, False)
+            raise StoreUnavailable(
+                f"the notification store did not answer within {self.timeout:g}s"
+            ) from None
+        except StoreUnavailable:
+            self.report(op, False)
+            raise
+        self.report(op, True)
+        return result
+
+    async def create(self, user_id: str, data: JSONObject) -> Created:
+        return await self._call("create", self.inner.create(user_id, data))
+
+    async def unseen(self, user_id: str) -> UnseenCount:
+        return await self._call("unseen", self.inner.unseen(user_id))
+
+    async def list_unseen(self, user_id: str, limit: int) -> list[Notification]:
+        return await self._call("list_unseen", self.inner.list_unseen(user_id, limit))
+
+    async def mark_seen(self, user_id: str, ids: list[str]) -> Marked:
+        return await self._call("mark_seen", self.inner.mark_seen(user_id, ids))
+
+    async def bump_rev(self, user_id: str) -> int:
+        return await self._call("bump_rev", self.inner.bump_rev(user_id))
+
+    async def get(self, notification_id: str) -> Notification | None:
+        return await self._call("get", self.inner.get(notification_id))
+
+    async def ping(self) -> None:
+        await self._call("ping", self.inner.ping())
+
+    async def close(self) -> None:
+        await self.inner.close()

@@ -1,0 +1,255 @@
+"""SQLite store: the embedded default (one file, WAL mode, several processes may share it).
+
+sqlite3 blocks, so every call runs on a worker thread that owns its own
+connection: one thread for writes (SQLite has one writer anyway) and one for
+reads, which WAL lets run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bson import ObjectId
+
+from ..errors import StoreUnavailable
+from . import Created, JSONObject, Marked, Notification, UnseenCount
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    notification_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    notification_data TEXT NOT NULL,
+    creation_date TEXT NOT NULL,
+    seen_date TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_notifications_user_seen_created
+    ON notifications (user_id, seen_date, creation_date);
+CREATE TABLE IF NOT EXISTS pns_users (
+    user_id TEXT PRIMARY KEY,
+    rev INTEGER NOT NULL
+);
+"""
+
+BUMP_REV = """
+INSERT INTO pns_users (user_id, rev) VALUES (?, 1)
+ON CONFLICT (user_id) DO UPDATE SET rev = rev + 1
+RETURNING rev
+"""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _to_text(moment: datetime) -> str:
+    # Fixed width, always UTC: text order is time order, so ORDER BY works on it.
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _from_text(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+class _Worker:
+    """One thread and the connection it owns."""
+
+    def __init__(self, path: str, timeout: float, name: str) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # isolation_level=None: we write BEGIN/COMMIT ourselves.
+            conn = sqlite3.connect(
+                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn = conn
+        return self._conn
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        # A job that waited in the queue past the timeout does not start: its
+        # caller has been told "unavailable", so it must not write after all.
+        deadline = time.monotonic() + self._timeout
+
+        def call() -> T:
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError("timed out waiting for the database thread")
+            conn = self._connection()
+            try:
+                return fn(conn)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, call)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the notification store is unavailable ({exc})") from exc
+
+    def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        self._executor.submit(shut).result()
+        self._executor.shutdown(wait=True)
+
+
+class SQLiteStore:
+    """``NotificationStore`` over one SQLite file."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self._writer = _Worker(path, timeout, "pns-sqlite-w")
+        self._reader = _Worker(path, timeout, "pns-sqlite-r")
+
+    @classmethod
+    async def open(cls, url: str, *, timeout: float = 5.0) -> SQLiteStore:
+        path = url.removeprefix("sqlite:///")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        store = cls(path, timeout)
+
+        def prepare(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(SCHEMA)
+
+        try:
+            await store._writer.run(prepare)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def create(self, user_id: str, data: JSONObject) -> Created:
+        nid = str(ObjectId())
+        created_at = _now()
+        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+        def write(conn: sqlite3.Connection) -> int:
+            # One transaction: the record and its rev commit together.
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO notifications (notification_id, user_id, notification_data,"
+                " creation_date, seen_date) VALUES (?, ?, ?, ?, NULL)",
+                (nid, user_id, body, _to_text(created_at)),
+            )
+            rev = int(conn.execute(BUMP_REV, (user_id,)).fetchone()[0])
+            conn.execute("COMMIT")
+            return rev
+
+        rev = await self._writer.run(write)
+        return Created(id=nid, created_at=created_at, rev=rev)
+
+    async def unseen(self, user_id: str) -> UnseenCount:
+        def read(conn: sqlite3.Connection) -> UnseenCount:
+            # One read transaction: rev and count come from the same snapshot.
+            conn.execute("BEGIN")
+            row = conn.execute("SELECT rev FROM pns_users WHERE user_id = ?", (user_id,)).fetchone()
+            count = conn.execute(
+                "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND seen_date IS NULL",
+                (user_id,),
+            ).fetchone()[0]
+            conn.execute("COMMIT")
+            return UnseenCount(count=int(count), rev=int(row[0]) if row else 0)
+
+        return await self._reader.run(read)
+
+    async def list_unseen(self, user_id: str, limit: int) -> list[Notification]:
+        def read(conn: sqlite3.Connection) -> list[Notification]:
+            rows = conn.execute(
+                "SELECT notification_id, user_id, notification_data, creation_date, seen_date"
+                " FROM notifications WHERE user_id = ? AND seen_date IS NULL"
+                " ORDER BY creation_date, notification_id LIMIT ?",
+                (user_id, limit),
+            ).fetchall()
+            return [_row_to_notification(row) for row in rows]
+
+        return await self._reader.run(read)
+
+    async def mark_seen(self, user_id: str, ids: list[str]) -> Marked:
+        unique = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
+        seen_at = _to_text(_now())
+
+        def write(conn: sqlite3.Connection) -> Marked:
+            conn.execute("BEGIN IMMEDIATE")
+            changed = 0
+            # Chunks keep each statement under SQLite's bound-parameter limit.
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                cursor = conn.execute(
+                    "UPDATE notifications SET seen_date = ? WHERE user_id = ?"
+                    f" AND seen_date IS NULL AND notification_id IN ({marks})",
+                    (seen_at, user_id, *chunk),
+                )
+                changed += cursor.rowcount
+            if changed:
+                rev = int(conn.execute(BUMP_REV, (user_id,)).fetchone()[0])
+            else:
+                row = conn.execute(
+                    "SELECT rev FROM pns_users WHERE user_id = ?", (user_id,)
+                ).fetchone()
+                rev = int(row[0]) if row else 0
+            conn.execute("COMMIT")
+            return Marked(changed=changed, rev=rev)
+
+        return await self._writer.run(write)
+
+    async def bump_rev(self, user_id: str) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(BUMP_REV, (user_id,)).fetchone()[0])
+
+        return await self._writer.run(write)
+
+    async def get(self, notification_id: str) -> Notification | None:
+        def read(conn: sqlite3.Connection) -> Notification | None:
+            row = conn.execute(
+                "SELECT notification_id, user_id, notification_data, creation_date, seen_date"
+                " FROM notifications WHERE notification_id = ?",
+                (notification_id,),
+            ).fetchone()
+            return _row_to_notification(row) if row else None
+
+        return await self._reader.run(read)
+
+    async def ping(self) -> None:
+        def read(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT 1 FROM pns_users LIMIT 1").fetchall()
+
+        await self._reader.run(read)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close_workers)
+
+    def _close_workers(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+
+def _row_to_notification(row: tuple[Any, ...]) -> Notification:
+    nid, user_id, body, created, seen = row
+    return Notification(
+        id=nid,
+        user_id=user_id,
+        data=json.loads(body),
+        created_at=_from_text(created),
+        seen_at=_from_text(seen) if seen else None,
+    )

@@ -1,0 +1,40 @@
+"""The store a node holds before start-up has opened the real one."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from ..errors import StoreUnavailable
+from . import Created, JSONObject, Marked, Notification, UnseenCount
+
+
+def _not_open() -> NoReturn:
+    raise StoreUnavailable("the notification store is not open yet")
+
+
+class UnopenedStore:
+    """Answers every call with ``StoreUnavailable``."""
+
+    async def create(self, user_id: str, data: JSONObject) -> Created:
+        _not_open()
+
+    async def unseen(self, user_id: str) -> UnseenCount:
+        _not_open()
+
+    async def list_unseen(self, user_id: str, limit: int) -> list[Notification]:
+        _not_open()
+
+    async def mark_seen(self, user_id: str, ids: list[str]) -> Marked:
+        _not_open()
+
+    async def bump_rev(self, user_id: str) -> int:
+        _not_open()
+
+    async def get(self, notification_id: str) -> Notification | None:
+        _not_open()
+
+    async def ping(self) -> None:
+        _not_open()
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,24 @@
+"""Wire names of docs/protocol.md, in one place."""
+
+from __future__ import annotations
+
+NAMESPACE = "/"
+USER_ROOM_PREFIX = "user:"
+
+# server -> client
+EV_COUNT = "new-notifications-count"
+EV_BATCH = "new-notifications"
+EV_DISCONNECT = "pns:disconnect"
+
+# client -> server
+EV_FETCH = "get-new-notifications"
+
+# application -> nodes, through the manager; never forwarded to clients
+EV_SIGNAL = "pns:notification"
+
+FETCH_LIMIT_DEFAULT = 50
+FETCH_LIMIT_MAX = 100
+
+
+def user_room(user_id: str) -> str:
+    return USER_ROOM_PREFIX + user_id

@@ -1,0 +1,124 @@
+"""Many nodes joined by a real Redis: counts reach every device, whichever node it is on."""
+
+from __future__ import annotations
+
+import socketio
+
+from pns_sio.wire import EV_SIGNAL, user_room
+
+from .conftest import notify
+from .support.redis import RedisProcess
+
+
+async def two_nodes(start_node, redis_url: str):
+    a = await start_node(redis_url=redis_url)
+    b = await start_node(redis_url=redis_url)
+    await a.node.broker_ready.wait()
+    await b.node.broker_ready.wait()
+    return a, b
+
+
+async def test_count_reaches_the_users_devices_on_every_node(
+    start_node, connect, http, redis_server
+) -> None:
+    a, b = await two_nodes(start_node, redis_server.url)
+    on_a = await connect(a, "42")
+    on_b = await connect(b, "42")
+    stranger = await connect(b, "7")
+    await notify(http, a, "42")
+    await on_a.wait_count(1)
+    await on_b.wait_count(1)
+    await notify(http, b, "42")
+    await on_a.wait_count(2)
+    await on_b.wait_count(2)
+    await stranger.wait_count(0)
+    assert len(stranger.count_events()) == 1
+
+
+async def test_ack_on_one_node_drops_the_count_on_the_other(
+    start_node, connect, http, redis_server
+) -> None:
+    a, b = await two_nodes(start_node, redis_server.url)
+    reader = await connect(a, "42")
+    watcher = await connect(b, "42")
+    for _ in range(2):
+        await notify(http, b, "42")
+    await watcher.wait_count(2)
+    await reader.wait_count(2)
+    assert await reader.fetch() == {"ok": True, "delivered": 2, "has_more": False}
+    await watcher.wait_count(0)
+    # The other node learnt the count from the broker, without asking the store.
+    assert b.metric("pns_store_queries_total", op="mark_seen") == 0
+
+
+async def test_a_node_without_the_user_does_no_store_work_for_it(
+    start_node, connect, http, redis_server
+) -> None:
+    a, b = await two_nodes(start_node, redis_server.url)
+    device = await connect(a, "42")
+    await device.wait_count(0)
+    before = b.metric("pns_store_queries_total", op="unseen")
+    for _ in range(5):
+        await notify(http, a, "42")
+    await device.wait_count(5)
+    await device.until(lambda: b.metric("pns_signals_total", handled="no") >= 5)
+    assert b.metric("pns_store_queries_total", op="unseen") == before
+
+
+async def test_publisher_signal_through_redis_reaches_devices_and_never_the_client(
+    start_node, connect, redis_server
+) -> None:
+    a, b = await two_nodes(start_node, redis_server.url)
+    on_a = await connect(a, "42")
+    on_b = await connect(b, "42")
+    await on_a.wait_count(0)
+    await on_b.wait_count(0)
+    # The application inserted the record itself, then signals like the publisher does.
+    created = await a.node.store.create("42", {"text": "from the app"})
+    manager = socketio.AsyncRedisManager(redis_server.url, write_only=True)
+    await manager.emit(
+        EV_SIGNAL, {"notification_id": created.id, "user_id": "42"}, room=user_room("42")
+    )
+    await on_a.wait_count(1)
+    await on_b.wait_count(1)
+    assert all(event != EV_SIGNAL for event, _ in on_a.events + on_b.events)
+    await manager.redis.aclose()
+
+
+async def test_other_events_emitted_by_the_application_reach_clients(
+    start_node, connect, redis_server
+) -> None:
+    _, b = await two_nodes(start_node, redis_server.url)
+    on_b = await connect(b, "42")
+    await on_b.wait_count(0)
+    manager = socketio.AsyncRedisManager(redis_server.url, write_only=True)
+    await manager.emit("chat-message", {"text": "hello"}, room=user_room("42"))
+    await on_b.until(lambda: ("chat-message", {"text": "hello"}) in on_b.events)
+    await manager.redis.aclose()
+
+
+async def test_counts_converge_after_redis_restarts(start_node, connect, http, tmp_path) -> None:
+    redis = RedisProcess(tmp_path)
+    redis.start()
+    try:
+        a, b = await two_nodes(start_node, redis.url)
+        on_a = await connect(a, "42")
+        on_b = await connect(b, "42")
+        await on_b.wait_count(0)
+        redis.stop()
+        await a.node.broker_down.wait()
+        await b.node.broker_down.wait()
+        # Broker down: node A still serves its own devices (HTTP API, counts, fetch).
+        await notify(http, a, "42")
+        await notify(http, a, "42")
+        await on_a.wait_count(2)
+        assert on_b.kept == {"count": 0, "rev": 0}
+        resyncs = b.metric("pns_resyncs_total")
+        redis.start()
+        # B re-subscribes within seconds and re-sends the true count.
+        await on_b.wait_count(2, timeout=10)
+        assert b.metric("pns_resyncs_total") == resyncs + 1
+        assert await on_a.fetch() == {"ok": True, "delivered": 2, "has_more": False}
+        await on_b.wait_count(0)
+    finally:
+        redis.stop()

@@ -1,0 +1,76 @@
+"""The README's `make run`, started as a user would start it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from pns_sio.wire import EV_DISCONNECT
+
+from .support.devices import Device
+from .support.ports import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def read_until(stream: asyncio.StreamReader, marker: str, timeout: float) -> str:
+    seen = []
+    async with asyncio.timeout(timeout):
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError("make run ended early:\n" + "".join(seen))
+            seen.append(line)
+            if marker in line:
+                return line
+
+
+async def test_make_run_serves_a_demo_node(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PNS_PORT": str(port),
+        "PNS_STORE_URL": f"sqlite:///{tmp_path / 'pns.db'}",
+        # The venv is already there: make must not rebuild it under the test.
+        "PYTHON": sys.executable,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        "make",
+        "--no-print-directory",
+        "run",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    device = Device()
+    try:
+        assert proc.stdout is not None
+        banner = await read_until(proc.stdout, "PNS listening on", timeout=60)
+        assert f":{port}" in banner and "/demo" in banner
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/healthz") as response:
+                assert response.status == 200
+            async with http.get(f"{url}/demo") as response:
+                assert response.status == 200
+                assert "PNS demo" in await response.text()
+        await device.connect(url, auth={"user_id": "42"})
+        await device.wait_count(0)
+        # SIGTERM (what a Procfile platform sends): clients are told to go elsewhere.
+        os.killpg(proc.pid, signal.SIGTERM)
+        await device.until(lambda: any(e == EV_DISCONNECT for e, _ in device.events))
+        assert (EV_DISCONNECT, {"code": "shutdown", "reconnect": True}) in device.events
+        async with asyncio.timeout(15):
+            await proc.wait()
+    finally:
+        await device.close()
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()

@@ -1,0 +1,104 @@
+"""One contract, every store: what a NotificationStore must do (SQLite and MongoDB)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from pns_sio.store import NotificationStore
+
+
+async def test_a_new_store_counts_nothing_at_rev_zero(store: NotificationStore) -> None:
+    unseen = await store.unseen("42")
+    assert (unseen.count, unseen.rev) == (0, 0)
+    assert await store.list_unseen("42", 10) == []
+
+
+async def test_create_stores_an_unseen_record_and_raises_rev(store: NotificationStore) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    created = await store.create("42", {"text": "hi", "nested": {"n": [1, 2]}})
+    assert created.rev == 1
+    assert created.created_at.tzinfo is not None
+    assert before <= created.created_at <= datetime.now(UTC) + timedelta(seconds=1)
+    stored = await store.get(created.id)
+    assert stored is not None
+    assert stored.user_id == "42"
+    assert stored.data == {"text": "hi", "nested": {"n": [1, 2]}}
+    assert stored.seen_at is None
+    unseen = await store.unseen("42")
+    assert (unseen.count, unseen.rev) == (1, 1)
+
+
+async def test_users_are_counted_apart(store: NotificationStore) -> None:
+    await store.create("alice", {"n": 1})
+    await store.create("alice", {"n": 2})
+    await store.create("bob", {"n": 3})
+    assert (await store.unseen("alice")).count == 2
+    assert (await store.unseen("bob")).count == 1
+    assert [n.data for n in await store.list_unseen("bob", 10)] == [{"n": 3}]
+
+
+async def test_list_unseen_is_oldest_first_and_limited(store: NotificationStore) -> None:
+    ids = [(await store.create("42", {"n": i})).id for i in range(5)]
+    first = await store.list_unseen("42", 3)
+    assert [n.id for n in first] == ids[:3]
+    assert [n.data["n"] for n in first] == [0, 1, 2]
+    assert [n.id for n in await store.list_unseen("42", 100)] == ids
+
+
+async def test_mark_seen_marks_only_unseen_records_of_that_user(store: NotificationStore) -> None:
+    mine = [(await store.create("42", {"n": i})).id for i in range(3)]
+    theirs = (await store.create("7", {"n": 9})).id
+    marked = await store.mark_seen("42", [mine[0], mine[1], theirs, "not-an-id", "0" * 24])
+    assert marked.changed == 2
+    assert marked.rev == 4  # three creates, then one mark
+    assert (await store.unseen("42")).count == 1
+    assert (await store.unseen("7")).count == 1
+    other = await store.get(theirs)
+    assert other is not None and other.seen_at is None
+    seen = await store.get(mine[0])
+    assert seen is not None and seen.seen_at is not None and seen.seen_at.tzinfo is not None
+    assert [n.id for n in await store.list_unseen("42", 10)] == [mine[2]]
+
+
+async def test_marking_seen_twice_counts_once_and_keeps_rev(store: NotificationStore) -> None:
+    nid = (await store.create("42", {})).id
+    first = await store.mark_seen("42", [nid, nid])
+    second = await store.mark_seen("42", [nid])
+    assert first.changed == 1
+    assert second.changed == 0
+    assert second.rev == first.rev
+    assert (await store.mark_seen("42", [])).changed == 0
+
+
+async def test_concurrent_mark_seen_counts_each_notification_once(
+    store: NotificationStore,
+) -> None:
+    ids = [(await store.create("42", {"n": i})).id for i in range(20)]
+    results = await asyncio.gather(*(store.mark_seen("42", ids) for _ in range(8)))
+    assert sum(r.changed for r in results) == 20
+    assert (await store.unseen("42")).count == 0
+
+
+async def test_rev_only_rises(store: NotificationStore) -> None:
+    revs = [await store.bump_rev("42") for _ in range(3)]
+    assert revs == [1, 2, 3]
+    created = await store.create("42", {})
+    assert created.rev == 4
+    assert (await store.mark_seen("42", [created.id])).rev == 5
+    assert (await store.unseen("42")).rev == 5
+    assert (await store.unseen("someone-else")).rev == 0
+
+
+async def test_concurrent_rev_bumps_never_repeat(store: NotificationStore) -> None:
+    revs = await asyncio.gather(*(store.bump_rev("new-user") for _ in range(10)))
+    assert sorted(revs) == list(range(1, 11))
+
+
+async def test_unknown_or_malformed_id_gets_none(store: NotificationStore) -> None:
+    assert await store.get("0" * 24) is None
+    assert await store.get("nope") is None
+
+
+async def test_ping_answers(store: NotificationStore) -> None:
+    await store.ping()

@@ -1,0 +1,33 @@
+"""The store goes away and comes back (MongoDB wire server killed and restarted)."""
+
+from __future__ import annotations
+
+from .conftest import API_TOKEN
+
+
+async def test_connection_is_kept_while_the_store_is_down_and_the_count_follows(
+    start_node, connect, http, mongo_server
+) -> None:
+    node = await start_node(store_url=f"{mongo_server.base_url}/pns", store_timeout=0.5)
+    mongo_server.stop()
+    device = await connect(node, "42")
+    async with http.get(f"{node.url}/readyz") as response:
+        assert response.status == 503
+        assert (await response.json())["store"] == "down"
+    async with http.post(
+        f"{node.url}/api/v1/notifications",
+        json={"user_id": "42", "data": {}},
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    ) as response:
+        assert response.status == 503
+        assert (await response.json())["error"]["code"] == "unavailable"
+    answer = await device.fetch()
+    assert answer["ok"] is False and answer["error"]["code"] == "unavailable"
+    await device.until(lambda: node.metric("pns_store_errors_total", op="unseen") >= 1)
+    assert device.sio.connected
+    assert device.count_events() == []
+    # The stand-in keeps data in memory: it comes back empty, so the count is 0.
+    mongo_server.start()
+    await device.wait_count(0, timeout=15)
+    async with http.get(f"{node.url}/readyz") as response:
+        assert response.status == 200
