@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import SettingsError
+from .errors import SettingsError, StoreUnavailable
 from .settings import Settings, env_variables, flag_names, parse_flag
 
 logger = logging.getLogger("pns_sio")
@@ -57,6 +57,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="demo mode: anyone may connect as any user (never in production)",
     )
+    notify = commands.add_parser(
+        "notify",
+        help="create notifications (through the store and Redis, or a node's HTTP API)",
+        description="Create a notification and print its id. Without --user, read JSON lines "
+        '{"user_id": ..., "data": {...}} from stdin and print one id per line.',
+    )
+    notify.add_argument("--user", help="the recipient's user id")
+    notify.add_argument("--data", help="the notification's data, a JSON object")
+    notify.add_argument(
+        "--url", help="a node's base URL: create through its HTTP API (token: PNS_API_TOKEN)"
+    )
+    notify.add_argument("--token", help="API token for --url (default: PNS_API_TOKEN)")
     return parser
 
 
@@ -100,18 +112,24 @@ def serve(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "notify":
+        from .notify_cli import run_notify
+
+        return run_notify(args)
     try:
         settings = load_settings(args)
     except SettingsError as exc:
         print(f"pns: {exc}", file=sys.stderr)
         return 2
-    if args.command == "serve":
-        try:
-            serve(settings)
-        except SettingsError as exc:
-            print(f"pns: {exc}", file=sys.stderr)
-            return 2
-        except OSError as exc:
-            print(f"pns: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
-            return 1
+    try:
+        serve(settings)
+    except SettingsError as exc:
+        print(f"pns: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"pns: cannot open the store named by PNS_STORE_URL: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"pns: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
     return 0

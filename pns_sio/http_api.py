@@ -1,14 +1,18 @@
 """HTTP routes: the notification API for applications, and the operations endpoints.
 
 Every API error is ``{"error": {"code", "message"}}`` (plus ``fields`` for a
-bad body); nothing is stored on any error.
+bad body); nothing is stored on any error. An ``Idempotency-Key`` header makes
+a retried POST answer the first result instead of creating again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -16,11 +20,23 @@ from aiohttp import web
 from . import schemas
 from .errors import InvalidRequest, StoreUnavailable
 from .node import Node
+from .openapi import openapi_document
+from .store import JSONObject
 
 logger = logging.getLogger(__name__)
 
 NODE = web.AppKey("node", Node)
-JSON_TYPES = ("application/json",)
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+
+Answer = tuple[int, dict[str, Any]]
+
+
+class ApiError(Exception):
+    """An HTTP error answer with the API's JSON body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
 def json_error(
@@ -37,7 +53,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def _is_json(content_type: str) -> bool:
-    return content_type in JSON_TYPES or (
+    return content_type == "application/json" or (
         content_type.startswith("application/") and content_type.endswith("+json")
     )
 
@@ -51,11 +67,11 @@ class NotificationsAPI:
         self.max_body = settings.max_body_bytes
         self.max_data = settings.max_notification_bytes
 
-    def _authorize(self, request: web.Request) -> web.Response | None:
+    def _authorize(self, request: web.Request) -> None:
         if self.open:
-            return None
+            return
         if self.token is None:
-            return json_error(
+            raise ApiError(
                 404, "not_found", "the HTTP API is off on this node: set PNS_API_TOKEN to enable it"
             )
         header = request.headers.get("Authorization", "")
@@ -64,8 +80,7 @@ class NotificationsAPI:
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             presented.strip().encode(), self.token.encode()
         ):
-            return json_error(401, "unauthorized", "missing or wrong API token")
-        return None
+            raise ApiError(401, "unauthorized", "missing or wrong API token")
 
     async def _read_json(self, request: web.Request) -> Any:
         if not _is_json(request.content_type):
@@ -80,36 +95,91 @@ class NotificationsAPI:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise _too_large(self.max_body) from None
-        if len(raw) > self.max_body:
-            raise _too_large(self.max_body)
         try:
             return json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError):
             raise InvalidRequest("malformed JSON body") from None
 
+    def _data(self, data: Any, what: str) -> JSONObject:
+        return schemas.notification_data(data, self.max_data, what=what)
+
+    async def _idempotent(
+        self, request: web.Request, body: Any, run: Callable[[], Awaitable[Answer]]
+    ) -> web.Response:
+        """Run ``run`` once per Idempotency-Key (per endpoint), answering retries from the store."""
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            status, answer = await run()
+            return web.json_response(answer, status=status)
+        if not IDEMPOTENCY_KEY.match(key):
+            raise InvalidRequest(
+                "invalid Idempotency-Key: 1 to 255 printable ASCII characters, no spaces",
+                {"Idempotency-Key": ["1 to 255 printable ASCII characters, no spaces."]},
+            )
+        scoped = f"{request.path}:{key}"
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+        claim = await self.node.store.claim_key(scoped, fingerprint)
+        if claim.state == "done" and claim.response is not None:
+            response = web.json_response(claim.response["body"], status=claim.response["status"])
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        if claim.state == "mismatch":
+            raise ApiError(
+                422, "idempotency_key_reused", "this Idempotency-Key was used with another body"
+            )
+        if claim.state == "pending":
+            raise ApiError(
+                409, "idempotency_key_in_progress", "a request with this Idempotency-Key is running"
+            )
+        try:
+            status, answer = await run()
+        except BaseException:
+            try:
+                await self.node.store.release_key(scoped)
+            except StoreUnavailable:
+                logger.warning("could not release an idempotency key after a failure")
+            raise
+        try:
+            await self.node.store.complete_key(scoped, {"status": status, "body": answer})
+        except StoreUnavailable:
+            # Created, but a retry within a few minutes gets 409 and later may create again.
+            logger.warning("could not record an idempotent answer; the notification stands")
+        return web.json_response(answer, status=status)
+
     async def create(self, request: web.Request) -> web.Response:
-        if (refusal := self._authorize(request)) is not None:
-            return refusal
+        self._authorize(request)
         body = await self._read_json(request)
         item = schemas.load(schemas.NEW_NOTIFICATION, body, what="body")
-        size = len(json.dumps(item["data"], separators=(",", ":"), ensure_ascii=False).encode())
-        if size > self.max_data:
-            raise InvalidRequest(
-                f"invalid body: data: {size} bytes, over the limit of {self.max_data}",
-                fields={"data": [f"Over the limit of {self.max_data} bytes."]},
-            )
-        created = await self.node.create_notification(item["user_id"], item["data"])
-        return web.json_response(
-            {"id": created.id, "created_at": schemas.iso_utc(created.created_at)}, status=201
-        )
+        data = self._data(item["data"], "data")
 
+        async def run() -> Answer:
+            created = await self.node.create_notification(item["user_id"], data)
+            return 201, {"id": created.id, "created_at": schemas.iso_utc(created.created_at)}
 
-class ApiError(Exception):
-    """An HTTP error answer with the API's JSON body."""
+        return await self._idempotent(request, body, run)
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+    async def create_batch(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        body = await self._read_json(request)
+        # Every item is checked before anything is written: all or nothing.
+        batch = schemas.load(schemas.NOTIFICATION_BATCH, body, what="body")
+        items = [
+            (item["user_id"], self._data(item["data"], f"notifications.{i}.data"))
+            for i, item in enumerate(batch["notifications"])
+        ]
+
+        async def run() -> Answer:
+            created = await self.node.create_notifications(items)
+            return 201, {"ids": [c.id for c in created]}
+
+        return await self._idempotent(request, body, run)
+
+    async def resync(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        user_id = schemas.user_id(request.match_info["user_id"])
+        rev = await self.node.resync_user(user_id)
+        return web.json_response({"user_id": user_id, "rev": rev})
 
 
 def _too_large(limit: int) -> ApiError:
@@ -119,23 +189,25 @@ def _too_large(limit: int) -> ApiError:
 @web.middleware
 async def api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Turn PNS errors into the API's JSON errors; only /api/ paths."""
-    node = request.app[NODE]
     if not request.path.startswith("/api/"):
         return await handler(request)  # type: ignore[no-any-return]
     try:
         response: web.StreamResponse = await handler(request)
     except InvalidRequest as exc:
         response = json_error(400, exc.code, exc.message, exc.fields or None)
-    except StoreUnavailable as exc:
-        response = json_error(503, exc.code, exc.message)
     except ApiError as exc:
         response = json_error(exc.status, exc.code, exc.message)
+    except StoreUnavailable as exc:
+        response = json_error(503, exc.code, exc.message)
     except web.HTTPException as exc:  # aiohttp's own: unknown route, wrong method, ...
-        response = json_error(exc.status, "http_error", exc.reason)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        response = json_error(exc.status, code.get(exc.status, "http_error"), exc.reason)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
     except Exception:
         logger.exception("unexpected error in %s %s", request.method, request.path)
         response = json_error(500, "internal", "internal error")
-    node.metrics.http_requests.labels(str(response.status)).inc()
+    request.app[NODE].metrics.http_requests.labels(str(response.status)).inc()
     return response
 
 
@@ -157,7 +229,15 @@ async def metrics(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, node: Node) -> None:
     api = NotificationsAPI(node)
+    document = openapi_document()
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
     app.router.add_post("/api/v1/notifications", api.create)
+    app.router.add_post("/api/v1/notifications/batch", api.create_batch)
+    app.router.add_post("/api/v1/users/{user_id}/resync", api.resync)
+    app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import socketio
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 5.0
 GUARD_MARGIN_SECONDS = 1.0
+PURGE_INTERVAL_SECONDS = 3600.0
 
 
 def origin_policy(settings: Settings) -> Any:
@@ -138,8 +140,10 @@ class Node:
     async def start(self) -> None:
         """Open the store and start listening to the broker."""
         self.store.inner = await open_store(
-            self.settings.store_url, timeout=self.settings.store_timeout
+            self.settings.store_url, timeout=self.settings.store_timeout, retention=self.retention
         )
+        if not getattr(self.store.inner, "EXPIRES_ITSELF", False):
+            self.tasks.spawn(self._purge_periodically(), name="retention")
         # Subscribe now, not at the first client: signals and readiness need it.
         if not self.sio.manager_initialized:
             self.sio.manager_initialized = True
@@ -150,6 +154,25 @@ class Node:
             "redis" if self.settings.redis_url else "embedded",
         )
 
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.settings.retention_days)
+
+    async def purge_expired(self) -> int:
+        """Delete seen notifications older than the retention; return how many."""
+        purged = await self.store.purge_seen(datetime.now(UTC) - self.retention)
+        if purged:
+            logger.info("retention: deleted %d seen notifications", purged)
+        return purged
+
+    async def _purge_periodically(self) -> None:
+        while True:
+            try:
+                await self.purge_expired()
+            except StoreUnavailable:
+                logger.warning("retention: the store is unavailable; next try in an hour")
+            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+
     async def stop(self) -> None:
         """Tell clients to reconnect elsewhere, end background work, close broker and store.
 
@@ -158,6 +181,10 @@ class Node:
         if self._stopped:
             return
         self._stopped = True
+        logger.info(
+            "stopping: telling %d connections to reconnect elsewhere",
+            len(self.realtime.connections),
+        )
         self.stopping = True
         await self.realtime.close_all()
         await self._disconnect_clients()
@@ -192,6 +219,20 @@ class Node:
         self.metrics.created.inc()
         await self.signal(user_id, created.id)
         return created
+
+    async def create_notifications(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
+        """Store several notifications all or nothing, then signal each user once."""
+        created = await self.store.create_many(items)
+        self.metrics.created.inc(len(created))
+        for user_id in dict.fromkeys(user_id for user_id, _ in items):
+            await self.signal(user_id, None)
+        return created
+
+    async def resync_user(self, user_id: str) -> int:
+        """Raise the user's rev and have every node push the true count (``resync``)."""
+        rev = await self.store.bump_rev(user_id)
+        await self.signal(user_id, None)
+        return rev
 
     async def signal(self, user_id: str, notification_id: str | None) -> None:
         """Announce a change of the user's unseen set, as the Python publisher does."""

@@ -14,7 +14,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from .errors import InvalidRequest
-from .store import Notification
+from .store import JSONObject, Notification
 from .wire import FETCH_LIMIT_DEFAULT, FETCH_LIMIT_MAX
 
 MAX_USER_ID_LENGTH = 256
@@ -86,6 +86,50 @@ class NewNotification(Schema):
     data = fields.Dict(keys=fields.String(), required=True)
 
 
+MAX_BATCH = 1000
+
+
+class NotificationBatch(Schema):
+    """Body of ``POST /api/v1/notifications/batch``."""
+
+    class Meta:
+        unknown = RAISE
+
+    notifications = fields.List(
+        fields.Nested(NewNotification),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_BATCH),
+    )
+
+
+class CreatedOut(Schema):
+    """Answer of ``POST /api/v1/notifications``."""
+
+    id = fields.String(required=True)
+    created_at = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class BatchCreatedOut(Schema):
+    ids = fields.List(fields.String(), required=True)
+
+
+class ResyncOut(Schema):
+    user_id = fields.String(required=True)
+    rev = fields.Integer(required=True)
+
+
+class ErrorBody(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    field_errors = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()), data_key="fields"
+    )
+
+
+class ErrorOut(Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
 class NotificationOut(Schema):
     """One notification as a client receives it."""
 
@@ -97,6 +141,7 @@ class NotificationOut(Schema):
 FETCH_REQUEST = FetchRequest()
 ACK_RECEIVED = AckReceived()
 NEW_NOTIFICATION = NewNotification()
+NOTIFICATION_BATCH = NotificationBatch()
 NOTIFICATION_OUT = NotificationOut()
 
 
@@ -106,15 +151,22 @@ def iso_utc(moment: datetime) -> str:
 
 
 def _messages(error: ValidationError) -> dict[str, list[str]]:
-    messages = error.messages
-    if not isinstance(messages, Mapping):
-        return {"_schema": [str(m) for m in messages]}
+    """marshmallow's messages as ``{"dotted.path": [reasons]}`` (``notifications.3.data``)."""
     out: dict[str, list[str]] = {}
-    for field_name, reasons in messages.items():
-        if isinstance(reasons, Mapping):  # nested (list items): flatten to text
-            out[str(field_name)] = [json.dumps(reasons)]
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        elif isinstance(node, list | tuple) and all(isinstance(m, str) for m in node):
+            out.setdefault(prefix or "_schema", []).extend(node)
+        elif isinstance(node, list | tuple):
+            for item in node:
+                walk(prefix, item)
         else:
-            out[str(field_name)] = [str(r) for r in reasons]
+            out.setdefault(prefix or "_schema", []).append(str(node))
+
+    walk("", error.messages)
     return out
 
 
@@ -136,6 +188,35 @@ def load(schema: Schema, payload: Any, *, what: str = "payload") -> dict[str, An
         )
         raise InvalidRequest(f"invalid {what}: {summary}", fields=reasons) from None
     return result
+
+
+def user_id(value: Any, *, what: str = "user_id") -> str:
+    """A user id as PNS keeps it, or ``InvalidRequest`` naming ``what``."""
+    try:
+        return UserId()._deserialize(value, what, None)
+    except ValidationError as error:
+        reasons = [str(m) for m in error.messages] if isinstance(error.messages, list) else []
+        raise InvalidRequest(f"invalid {what}: {' '.join(reasons)}", {what: reasons}) from None
+
+
+def notification_data(data: Any, max_bytes: int, *, what: str = "data") -> JSONObject:
+    """Check a notification's data: a JSON object of at most ``max_bytes`` as compact JSON."""
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"invalid {what}: expected a JSON object", {what: ["Not an object."]})
+    try:
+        size = len(
+            json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(
+            f"invalid {what}: not JSON-serializable ({exc})", {what: ["Not JSON-serializable."]}
+        ) from None
+    if size > max_bytes:
+        raise InvalidRequest(
+            f"invalid {what}: {size} bytes, over the limit of {max_bytes}",
+            {what: [f"Over the limit of {max_bytes} bytes."]},
+        )
+    return data
 
 
 def batch_payload(batch: list[Notification], has_more: bool) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class Settings:
     max_message_bytes: int = 64 * 1024
     max_body_bytes: int = 1024 * 1024
     max_notification_bytes: int = 16 * 1024
+    retention_days: float = 90.0
     demo: bool = False
     log_level: str = "INFO"
 
@@ -179,6 +180,7 @@ _ENV: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     "max_message_bytes": (_positive_int, ("PNS_MAX_MESSAGE_BYTES",)),
     "max_body_bytes": (_positive_int, ("PNS_MAX_BODY_BYTES",)),
     "max_notification_bytes": (_positive_int, ("PNS_MAX_NOTIFICATION_BYTES",)),
+    "retention_days": (_seconds, ("PNS_RETENTION_DAYS",)),
     "demo": (_bool, ("PNS_DEMO",)),
     "log_level": (_text, ("PNS_LOG_LEVEL",)),
 }
@@ -188,6 +190,29 @@ _FIELDS = {f.name for f in dataclasses.fields(Settings)}
 def env_variables(name: str) -> tuple[str, ...]:
     """The environment variables that set ``name`` (for error messages and docs)."""
     return _ENV[name][1]
+
+
+PUBLISHER_SETTINGS = (
+    "store_url",
+    "redis_url",
+    "redis_channel",
+    "store_timeout",
+    "max_notification_bytes",
+)
+
+
+def publisher_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """The publisher's keyword arguments from the server's variables (same names, same checks)."""
+    defaults = Settings.__dataclass_fields__
+    options: dict[str, Any] = {name: defaults[name].default for name in PUBLISHER_SETTINGS}
+    for name in PUBLISHER_SETTINGS:
+        parse, variables = _ENV[name]
+        for var in variables:
+            raw = env.get(var)
+            if raw:
+                options[name] = _parse(var, raw, parse)
+                break
+    return options
 
 
 def parse_flag(name: str, raw: str) -> Any:

@@ -89,6 +89,15 @@ async def node(start_node: StartNode) -> RunningNode:
     return await start_node()
 
 
+@pytest.fixture
+async def cluster(start_node: StartNode, redis_server: RedisProcess, sqlite_url: str):
+    """Two nodes sharing one Redis and one store, both subscribed."""
+    nodes = [await start_node(redis_url=redis_server.url) for _ in range(2)]
+    for running in nodes:
+        await running.node.broker_ready.wait()
+    return nodes
+
+
 ConnectDevice = Callable[..., Awaitable[Device]]
 
 

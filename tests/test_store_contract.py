@@ -102,3 +102,48 @@ async def test_unknown_or_malformed_id_gets_none(store: NotificationStore) -> No
 
 async def test_ping_answers(store: NotificationStore) -> None:
     await store.ping()
+
+
+async def test_create_many_stores_all_and_raises_each_users_rev_once(
+    store: NotificationStore,
+) -> None:
+    created = await store.create_many([("a", {"n": 1}), ("b", {"n": 2}), ("a", {"n": 3})])
+    assert len({c.id for c in created}) == 3
+    assert [c.rev for c in created] == [1, 1, 1]
+    assert (await store.unseen("a")).count == 2
+    assert [n.data for n in await store.list_unseen("a", 10)] == [{"n": 1}, {"n": 3}]
+    assert await store.create_many([]) == []
+
+
+async def test_purge_seen_deletes_only_seen_records_older_than_the_cut(
+    store: NotificationStore,
+) -> None:
+    old_seen, unseen_id = [(await store.create("42", {"n": i})).id for i in range(2)]
+    await store.mark_seen("42", [old_seen])
+    assert await store.purge_seen(datetime.now(UTC) - timedelta(days=1)) == 0
+    assert await store.purge_seen(datetime.now(UTC) + timedelta(seconds=1)) == 1
+    assert await store.get(old_seen) is None
+    assert await store.get(unseen_id) is not None
+    assert (await store.unseen("42")).count == 1
+
+
+async def test_idempotency_key_claims(store: NotificationStore) -> None:
+    assert (await store.claim_key("k1", "body-a")).state == "new"
+    # Claimed, not answered yet: a concurrent retry must wait.
+    assert (await store.claim_key("k1", "body-a")).state == "pending"
+    assert (await store.claim_key("k1", "body-b")).state == "mismatch"
+    await store.complete_key("k1", {"status": 201, "body": {"id": "x"}})
+    done = await store.claim_key("k1", "body-a")
+    assert (done.state, done.response) == ("done", {"status": 201, "body": {"id": "x"}})
+    assert (await store.claim_key("k1", "body-b")).state == "mismatch"
+    # A failed request releases its claim; a completed one cannot be released.
+    assert (await store.claim_key("k2", "body")).state == "new"
+    await store.release_key("k2")
+    assert (await store.claim_key("k2", "body")).state == "new"
+    await store.release_key("k1")
+    assert (await store.claim_key("k1", "body-a")).state == "done"
+
+
+async def test_concurrent_claims_of_one_key_let_exactly_one_in(store: NotificationStore) -> None:
+    claims = await asyncio.gather(*(store.claim_key("same", "body") for _ in range(8)))
+    assert sorted(c.state for c in claims) == ["new"] + ["pending"] * 7

@@ -12,7 +12,7 @@ a user's unseen set raises that user's ``rev`` after the write commits, and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..errors import SettingsError
@@ -44,6 +44,26 @@ class UnseenCount:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """What a store knows of an idempotency key.
+
+    ``state``: ``new`` (claimed now, for this request), ``done`` (answered
+    before: ``response`` holds the answer), ``mismatch`` (used before with
+    another request body), ``pending`` (another request holds it right now).
+    """
+
+    state: str
+    response: JSONObject | None = None
+
+
+# Idempotency keys are kept this long (the HTTP API's promise).
+IDEMPOTENCY_TTL = timedelta(hours=24)
+# A claim older than this whose request never finished (its node died) may be
+# taken over by a retry.
+IDEMPOTENCY_ABANDONED = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
 class Marked:
     """How many notifications one ``mark_seen`` call changed, and the rev after it."""
 
@@ -61,6 +81,14 @@ class NotificationStore(Protocol):
 
     async def create(self, user_id: str, data: JSONObject) -> Created:
         """Insert an unseen notification, then raise the user's rev."""
+        ...
+
+    async def create_many(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
+        """Insert ``(user_id, data)`` records all or nothing, then raise each user's rev.
+
+        On ``StoreUnavailable`` none of the records is kept (a backend without
+        transactions removes what it wrote before raising).
+        """
         ...
 
     async def unseen(self, user_id: str) -> UnseenCount:
@@ -88,6 +116,22 @@ class NotificationStore(Protocol):
         """One notification by id, or None (also for a malformed id)."""
         ...
 
+    async def purge_seen(self, before: datetime) -> int:
+        """Delete notifications seen before ``before``; unseen ones are never deleted."""
+        ...
+
+    async def claim_key(self, key: str, fingerprint: str) -> Claim:
+        """Claim an idempotency ``key`` for a request whose body hashes to ``fingerprint``."""
+        ...
+
+    async def complete_key(self, key: str, response: JSONObject) -> None:
+        """Record the answer of the request that claimed ``key``."""
+        ...
+
+    async def release_key(self, key: str) -> None:
+        """Forget a claim whose request failed, so a retry can run it again."""
+        ...
+
     async def ping(self) -> None:
         """Return when the database answers; raise ``StoreUnavailable`` otherwise."""
         ...
@@ -95,11 +139,16 @@ class NotificationStore(Protocol):
     async def close(self) -> None: ...
 
 
-async def open_store(url: str, *, timeout: float = 5.0) -> NotificationStore:
+async def open_store(
+    url: str, *, timeout: float = 5.0, retention: timedelta | None = None
+) -> NotificationStore:
     """Open (and prepare: tables, indexes) the store named by ``url``.
 
     ``timeout`` bounds how long the driver waits for the database on each
-    call. Raises ``SettingsError`` for a URL no backend understands.
+    call. ``retention``: how long seen notifications are kept, for a backend
+    that expires them itself (MongoDB's TTL index); others are purged by the
+    node (``purge_seen``). Raises ``SettingsError`` for a URL no backend
+    understands.
     """
     if url.startswith("sqlite://"):
         from .sqlite import SQLiteStore
@@ -108,7 +157,7 @@ async def open_store(url: str, *, timeout: float = 5.0) -> NotificationStore:
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from .mongo import MongoStore
 
-        return await MongoStore.open(url, timeout=timeout)
+        return await MongoStore.open(url, timeout=timeout, retention=retention)
     raise SettingsError(
         f"PNS_STORE_URL={url!r}: expected sqlite:///path.db, mongodb:// or mongodb+srv://"
     )

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 from ..errors import StoreUnavailable
-from . import Created, JSONObject, Marked, Notification, NotificationStore, UnseenCount
+from . import (
+    Claim,
+    Created,
+    JSONObject,
+    Marked,
+    Notification,
+    NotificationStore,
+    UnseenCount,
+)
 
 T = TypeVar("T")
 
@@ -52,6 +61,9 @@ class GuardedStore:
     async def create(self, user_id: str, data: JSONObject) -> Created:
         return await self._call("create", self.inner.create(user_id, data))
 
+    async def create_many(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
+        return await self._call("create_many", self.inner.create_many(items))
+
     async def unseen(self, user_id: str) -> UnseenCount:
         return await self._call("unseen", self.inner.unseen(user_id))
 
@@ -66,6 +78,18 @@ class GuardedStore:
 
     async def get(self, notification_id: str) -> Notification | None:
         return await self._call("get", self.inner.get(notification_id))
+
+    async def purge_seen(self, before: datetime) -> int:
+        return await self._call("purge_seen", self.inner.purge_seen(before))
+
+    async def claim_key(self, key: str, fingerprint: str) -> Claim:
+        return await self._call("claim_key", self.inner.claim_key(key, fingerprint))
+
+    async def complete_key(self, key: str, response: JSONObject) -> None:
+        await self._call("complete_key", self.inner.complete_key(key, response))
+
+    async def release_key(self, key: str) -> None:
+        await self._call("release_key", self.inner.release_key(key))
 
     async def ping(self) -> None:
         await self._call("ping", self.inner.ping())

@@ -13,9 +13,10 @@ Driver errors that mean "the database did not answer" become
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pymongo
@@ -33,15 +34,27 @@ from pymongo.errors import (
 )
 
 from ..errors import SettingsError, StoreUnavailable
-from . import Created, JSONObject, Marked, Notification, UnseenCount
+from . import (
+    IDEMPOTENCY_ABANDONED,
+    IDEMPOTENCY_TTL,
+    Claim,
+    Created,
+    JSONObject,
+    Marked,
+    Notification,
+    UnseenCount,
+)
 
 __all__ = ["MongoStore"]
+
+logger = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 
 DEFAULT_DATABASE = "pns"
 NOTIFICATIONS = "notifications"
 USERS = "pns_users"
+KEYS = "pns_idempotency"
 
 # Building the index on a large existing collection can outlast the per-call
 # timeout; give it this long. (Under pymongo.timeout() server selection waits
@@ -107,14 +120,20 @@ def _notification(doc: Mapping[str, Any]) -> Notification:
 class MongoStore:
     """``NotificationStore`` on MongoDB. Open with ``await MongoStore.open(url, timeout=...)``."""
 
+    # A TTL index on seen_date deletes seen notifications past retention.
+    EXPIRES_ITSELF = True
+
     def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
         self._client = client
         self._db = db
         self._notifications: AsyncCollection[Document] = db[NOTIFICATIONS]
         self._users: AsyncCollection[Document] = db[USERS]
+        self._keys: AsyncCollection[Document] = db[KEYS]
 
     @classmethod
-    async def open(cls, url: str, *, timeout: float) -> MongoStore:
+    async def open(
+        cls, url: str, *, timeout: float, retention: timedelta | None = None
+    ) -> MongoStore:
         """Connect to the database named in ``url`` (default ``pns``) and create the index.
 
         ``timeout`` (seconds) bounds server selection, connecting and each
@@ -145,10 +164,31 @@ class MongoStore:
                 await store._notifications.create_index(
                     [("user_id", 1), ("seen_date", 1), ("creation_date", 1)]
                 )
+                if retention is not None:
+                    await store._ensure_ttl(
+                        store._notifications, "seen_date", retention, "pns_seen_retention"
+                    )
+                await store._ensure_ttl(
+                    store._keys, "created_at", IDEMPOTENCY_TTL, "pns_idempotency_ttl"
+                )
         except BaseException:
             await client.close()
             raise
         return store
+
+    async def _ensure_ttl(
+        self, collection: AsyncCollection[Document], field: str, ttl: timedelta, name: str
+    ) -> None:
+        seconds = int(ttl.total_seconds())
+        try:
+            await collection.create_index(field, name=name, expireAfterSeconds=seconds)
+        except OperationFailure as exc:
+            if exc.code not in (85, 86):  # IndexOptionsConflict / IndexKeySpecsConflict
+                raise
+            # Retention changed since the index was made: change it in place.
+            await self._db.command(
+                "collMod", collection.name, index={"name": name, "expireAfterSeconds": seconds}
+            )
 
     async def create(self, user_id: str, data: JSONObject) -> Created:
         """Insert an unseen notification, then raise the user's rev.
@@ -156,17 +196,49 @@ class MongoStore:
         If the insert succeeds but the rev bump fails, ``StoreUnavailable`` is
         raised with the record kept; the next bump for the user covers it.
         """
+        return (await self.create_many([(user_id, data)]))[0]
+
+    async def create_many(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
+        """Insert the records, then raise each user's rev (see the protocol).
+
+        No transaction here: ids are made before the insert, so when the insert
+        fails part-way the records already written can be removed before
+        ``StoreUnavailable`` is raised.
+        """
+        if not items:
+            return []
         now = _now()
-        doc: Document = {
-            "user_id": user_id,
-            "notification_data": data,
-            "creation_date": now,
-            "seen_date": None,
-        }
-        with _unavailable_on_outage():
-            result = await self._notifications.insert_one(doc)
-        rev = await self.bump_rev(user_id)
-        return Created(id=str(result.inserted_id), created_at=now, rev=rev)
+        docs: list[Document] = [
+            {
+                "_id": ObjectId(),
+                "user_id": user_id,
+                "notification_data": data,
+                "creation_date": now,
+                "seen_date": None,
+            }
+            for user_id, data in items
+        ]
+        try:
+            with _unavailable_on_outage():
+                await self._notifications.insert_many(docs, ordered=True)
+        except BaseException:
+            await self._remove_partial([doc["_id"] for doc in docs])
+            raise
+        revs: dict[str, int] = {}
+        for user_id in dict.fromkeys(user_id for user_id, _ in items):
+            revs[user_id] = await self.bump_rev(user_id)
+        return [
+            Created(id=str(doc["_id"]), created_at=now, rev=revs[doc["user_id"]]) for doc in docs
+        ]
+
+    async def _remove_partial(self, ids: list[ObjectId]) -> None:
+        try:
+            with _unavailable_on_outage():
+                await self._notifications.delete_many({"_id": {"$in": ids}})
+        except (StoreUnavailable, PyMongoError):
+            # Unseen, never announced, rev not raised: clients see them at the
+            # next change of this user. Say so loudly.
+            logger.error("could not remove %d records of a failed batch insert", len(ids))
 
     async def unseen(self, user_id: str) -> UnseenCount:
         # Rev first, count after: a change racing this call either shows in
@@ -221,6 +293,49 @@ class MongoStore:
         with _unavailable_on_outage():
             doc = await self._notifications.find_one({"_id": oid})
         return None if doc is None else _notification(doc)
+
+    async def purge_seen(self, before: datetime) -> int:
+        with _unavailable_on_outage():
+            result = await self._notifications.delete_many(
+                {"seen_date": {"$ne": None, "$lt": before}}
+            )
+        return result.deleted_count
+
+    async def claim_key(self, key: str, fingerprint: str) -> Claim:
+        now = _now()
+        with _unavailable_on_outage():
+            try:
+                await self._keys.insert_one(
+                    {"_id": key, "fingerprint": fingerprint, "response": None, "created_at": now}
+                )
+                return Claim("new")
+            except DuplicateKeyError:
+                doc = await self._keys.find_one({"_id": key})
+            if doc is None:  # expired between the two calls
+                return await self.claim_key(key, fingerprint)
+            age = now - _utc(doc["created_at"])
+            expired = age > IDEMPOTENCY_TTL
+            abandoned = doc.get("response") is None and age > IDEMPOTENCY_ABANDONED
+            if not expired and doc["fingerprint"] != fingerprint:
+                return Claim("mismatch")
+            if not expired and doc.get("response") is not None:
+                return Claim("done", dict(doc["response"]))
+            if expired or abandoned:
+                # Take it over only if nobody else did in the meantime.
+                replaced = await self._keys.find_one_and_replace(
+                    {"_id": key, "created_at": doc["created_at"]},
+                    {"fingerprint": fingerprint, "response": None, "created_at": now},
+                )
+                return Claim("new") if replaced is not None else Claim("pending")
+            return Claim("pending")
+
+    async def complete_key(self, key: str, response: JSONObject) -> None:
+        with _unavailable_on_outage():
+            await self._keys.update_one({"_id": key}, {"$set": {"response": response}})
+
+    async def release_key(self, key: str) -> None:
+        with _unavailable_on_outage():
+            await self._keys.delete_one({"_id": key, "response": None})
 
     async def ping(self) -> None:
         with _unavailable_on_outage():

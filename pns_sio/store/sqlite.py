@@ -20,7 +20,16 @@ from typing import Any, TypeVar
 from bson import ObjectId
 
 from ..errors import StoreUnavailable
-from . import Created, JSONObject, Marked, Notification, UnseenCount
+from . import (
+    IDEMPOTENCY_ABANDONED,
+    IDEMPOTENCY_TTL,
+    Claim,
+    Created,
+    JSONObject,
+    Marked,
+    Notification,
+    UnseenCount,
+)
 
 T = TypeVar("T")
 
@@ -38,7 +47,20 @@ CREATE TABLE IF NOT EXISTS pns_users (
     user_id TEXT PRIMARY KEY,
     rev INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pns_idempotency (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    response TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_notifications_seen ON notifications (seen_date)
+    WHERE seen_date IS NOT NULL;
 """
+
+INSERT_NOTIFICATION = (
+    "INSERT INTO notifications (notification_id, user_id, notification_data,"
+    " creation_date, seen_date) VALUES (?, ?, ?, ?, NULL)"
+)
 
 BUMP_REV = """
 INSERT INTO pns_users (user_id, rev) VALUES (?, 1)
@@ -115,6 +137,9 @@ class _Worker:
 class SQLiteStore:
     """``NotificationStore`` over one SQLite file."""
 
+    # Seen notifications past retention are deleted by the node's periodic purge.
+    EXPIRES_ITSELF = False
+
     def __init__(self, path: str, timeout: float) -> None:
         self.path = path
         self._writer = _Worker(path, timeout, "pns-sqlite-w")
@@ -139,24 +164,30 @@ class SQLiteStore:
         return store
 
     async def create(self, user_id: str, data: JSONObject) -> Created:
-        nid = str(ObjectId())
+        return (await self.create_many([(user_id, data)]))[0]
+
+    async def create_many(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
         created_at = _now()
-        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        stamp = _to_text(created_at)
+        rows = [
+            (str(ObjectId()), user_id, json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+            for user_id, data in items
+        ]
 
-        def write(conn: sqlite3.Connection) -> int:
-            # One transaction: the record and its rev commit together.
+        def write(conn: sqlite3.Connection) -> list[Created]:
+            # One transaction: every record and the revs commit together, or nothing.
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "INSERT INTO notifications (notification_id, user_id, notification_data,"
-                " creation_date, seen_date) VALUES (?, ?, ?, ?, NULL)",
-                (nid, user_id, body, _to_text(created_at)),
-            )
-            rev = int(conn.execute(BUMP_REV, (user_id,)).fetchone()[0])
+            conn.executemany(INSERT_NOTIFICATION, [(n, u, b, stamp) for n, u, b in rows])
+            revs = {
+                user_id: int(conn.execute(BUMP_REV, (user_id,)).fetchone()[0])
+                for user_id in dict.fromkeys(u for _, u, _ in rows)
+            }
             conn.execute("COMMIT")
-            return rev
+            return [Created(id=n, created_at=created_at, rev=revs[u]) for n, u, _ in rows]
 
-        rev = await self._writer.run(write)
-        return Created(id=nid, created_at=created_at, rev=rev)
+        if not rows:
+            return []
+        return await self._writer.run(write)
 
     async def unseen(self, user_id: str) -> UnseenCount:
         def read(conn: sqlite3.Connection) -> UnseenCount:
@@ -230,6 +261,55 @@ class SQLiteStore:
 
         return await self._reader.run(read)
 
+    async def purge_seen(self, before: datetime) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM notifications WHERE seen_date IS NOT NULL AND seen_date < ?",
+                (_to_text(before),),
+            )
+            conn.execute(
+                "DELETE FROM pns_idempotency WHERE created_at < ?",
+                (_to_text(_now() - IDEMPOTENCY_TTL),),
+            )
+            return int(cursor.rowcount)
+
+        return await self._writer.run(write)
+
+    async def claim_key(self, key: str, fingerprint: str) -> Claim:
+        now = _now()
+
+        def write(conn: sqlite3.Connection) -> Claim:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                "SELECT fingerprint, response, created_at FROM pns_idempotency WHERE key = ?",
+                (key,),
+            ).fetchone()
+            claim = _judge_claim(row, fingerprint, now)
+            if claim.state == "new":
+                conn.execute(
+                    "INSERT OR REPLACE INTO pns_idempotency (key, fingerprint, response,"
+                    " created_at) VALUES (?, ?, NULL, ?)",
+                    (key, fingerprint, _to_text(now)),
+                )
+            conn.execute("COMMIT")
+            return claim
+
+        return await self._writer.run(write)
+
+    async def complete_key(self, key: str, response: JSONObject) -> None:
+        body = json.dumps(response, separators=(",", ":"))
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE pns_idempotency SET response = ? WHERE key = ?", (body, key))
+
+        await self._writer.run(write)
+
+    async def release_key(self, key: str) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM pns_idempotency WHERE key = ? AND response IS NULL", (key,))
+
+        await self._writer.run(write)
+
     async def ping(self) -> None:
         def read(conn: sqlite3.Connection) -> None:
             conn.execute("SELECT 1 FROM pns_users LIMIT 1").fetchall()
@@ -242,6 +322,20 @@ class SQLiteStore:
     def _close_workers(self) -> None:
         self._reader.close()
         self._writer.close()
+
+
+def _judge_claim(row: tuple[Any, ...] | None, fingerprint: str, now: datetime) -> Claim:
+    if row is None:
+        return Claim("new")
+    stored_fingerprint, response, created = row
+    age = now - _from_text(created)
+    if age > IDEMPOTENCY_TTL:
+        return Claim("new")
+    if stored_fingerprint != fingerprint:
+        return Claim("mismatch")
+    if response is not None:
+        return Claim("done", json.loads(response))
+    return Claim("new") if age > IDEMPOTENCY_ABANDONED else Claim("pending")
 
 
 def _row_to_notification(row: tuple[Any, ...]) -> Notification:

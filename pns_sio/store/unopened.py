@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NoReturn
 
 from ..errors import StoreUnavailable
-from . import Created, JSONObject, Marked, Notification, UnseenCount
+from . import Claim, Created, JSONObject, Marked, Notification, UnseenCount
 
 
 def _not_open() -> NoReturn:
@@ -16,6 +17,9 @@ class UnopenedStore:
     """Answers every call with ``StoreUnavailable``."""
 
     async def create(self, user_id: str, data: JSONObject) -> Created:
+        _not_open()
+
+    async def create_many(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
         _not_open()
 
     async def unseen(self, user_id: str) -> UnseenCount:
@@ -31,6 +35,18 @@ class UnopenedStore:
         _not_open()
 
     async def get(self, notification_id: str) -> Notification | None:
+        _not_open()
+
+    async def purge_seen(self, before: datetime) -> int:
+        _not_open()
+
+    async def claim_key(self, key: str, fingerprint: str) -> Claim:
+        _not_open()
+
+    async def complete_key(self, key: str, response: JSONObject) -> None:
+        _not_open()
+
+    async def release_key(self, key: str) -> None:
         _not_open()
 
     async def ping(self) -> None:

@@ -1,0 +1,257 @@
+"""Application-side publishers: create notifications and tell every PNS node.
+
+``Publisher`` is for asyncio applications (aiohttp, FastAPI); ``SyncPublisher``
+for threaded ones (Flask, Django, Celery). Both use the server's own store
+code and python-socketio's write-only Redis manager, which publishes the
+signal ``pns:notification`` to the room ``user:<id>`` (docs/protocol.md).
+
+Failure semantics:
+
+- the store write fails (``StoreUnavailable``, ``InvalidRequest``): nothing is
+  stored and nothing is signalled; ``notify`` raises.
+- the signal cannot be published (Redis down): the record stays, because the
+  store is the truth. python-socketio's manager logs and gives up; counts
+  still converge, because every node re-sends its devices' true counts when
+  its own Redis subscription comes back, and any later change of the user
+  carries a higher ``rev``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+from collections.abc import Coroutine, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import socketio
+
+from . import schemas
+from .errors import SettingsError
+from .settings import publisher_options
+from .store import JSONObject, open_store
+from .store.guarded import GuardedStore
+from .wire import EV_SIGNAL, NAMESPACE, user_room
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+GUARD_MARGIN_SECONDS = 1.0
+
+
+class Publisher:
+    """Create notifications from an asyncio application.
+
+    ``Publisher(store_url=..., redis_url=...)`` takes the same URLs as the
+    server's ``PNS_STORE_URL`` and ``PNS_REDIS_URL``; ``Publisher.from_env()``
+    reads those variables. The store opens on first use. Close it with
+    ``await close()`` or ``async with``.
+    """
+
+    def __init__(
+        self,
+        *,
+        store_url: str,
+        redis_url: str | None,
+        redis_channel: str = "socketio",
+        store_timeout: float = 5.0,
+        max_notification_bytes: int = 16 * 1024,
+    ) -> None:
+        if not redis_url:
+            raise SettingsError(
+                "a publisher needs PNS_REDIS_URL: without Redis no node would hear of the "
+                "notification (a single embedded node takes them over its HTTP API)"
+            )
+        self.store_url = store_url
+        self.max_notification_bytes = max_notification_bytes
+        self._store_timeout = store_timeout
+        self._manager = socketio.AsyncRedisManager(
+            redis_url,
+            channel=redis_channel,
+            write_only=True,
+            redis_options={"socket_connect_timeout": 2.0, "socket_timeout": 2.0},
+        )
+        self._store: GuardedStore | None = None
+        self._opening: asyncio.Lock | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Publisher:
+        """From ``PNS_STORE_URL``, ``PNS_REDIS_URL``, ``PNS_REDIS_CHANNEL``,
+        ``PNS_STORE_TIMEOUT`` and ``PNS_MAX_NOTIFICATION_BYTES``."""
+        return cls(**publisher_options(os.environ if env is None else env))
+
+    async def _open(self) -> GuardedStore:
+        if self._store is None:
+            if self._opening is None:
+                self._opening = asyncio.Lock()
+            async with self._opening:
+                if self._store is None:
+                    inner = await open_store(self.store_url, timeout=self._store_timeout)
+                    self._store = GuardedStore(
+                        inner, timeout=self._store_timeout + GUARD_MARGIN_SECONDS
+                    )
+        return self._store
+
+    def _check(self, user_id: Any, data: Any) -> tuple[str, JSONObject]:
+        return schemas.user_id(user_id), schemas.notification_data(
+            data, self.max_notification_bytes
+        )
+
+    async def notify(self, user_id: str | int, data: JSONObject) -> str:
+        """Store a notification for ``user_id`` and signal the nodes; return its id.
+
+        Raises ``InvalidRequest`` (bad ``user_id`` or ``data``) or
+        ``StoreUnavailable``: then nothing was stored or signalled.
+        """
+        uid, checked = self._check(user_id, data)
+        created = await (await self._open()).create(uid, checked)
+        await self._signal(uid, created.id)
+        return created.id
+
+    async def notify_many(self, items: list[tuple[str | int, JSONObject]]) -> list[str]:
+        """Store several notifications all or nothing, then signal each user once."""
+        checked = [self._check(uid, data) for uid, data in items]
+        created = await (await self._open()).create_many(checked)
+        for uid in dict.fromkeys(uid for uid, _ in checked):
+            await self._signal(uid, None)
+        return [c.id for c in created]
+
+    async def announce(self, user_id: str | int, notification_id: str) -> None:
+        """Signal a notification the application inserted into the store itself.
+
+        Raises the user's ``rev`` first (docs/protocol.md): the insert changed
+        the unseen set.
+        """
+        uid = schemas.user_id(user_id)
+        await (await self._open()).bump_rev(uid)
+        await self._signal(uid, notification_id)
+
+    async def resync(self, user_id: str | int) -> int:
+        """Raise the user's rev and have every node push the true count; return the rev.
+
+        For applications that delete or mark notifications themselves.
+        """
+        uid = schemas.user_id(user_id)
+        rev = await (await self._open()).bump_rev(uid)
+        await self._signal(uid, None)
+        return rev
+
+    async def _signal(self, user_id: str, notification_id: str | None) -> None:
+        payload: dict[str, str] = {"user_id": user_id}
+        if notification_id is not None:
+            payload["notification_id"] = notification_id
+        await self._manager.emit(EV_SIGNAL, payload, room=user_room(user_id), namespace=NAMESPACE)
+
+    async def close(self) -> None:
+        """Close the store and the Redis connection; idempotent."""
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()
+        redis = getattr(self._manager, "redis", None)
+        if redis is not None:
+            self._manager.redis = None
+            self._manager.connected = False
+            await redis.aclose()
+
+    async def __aenter__(self) -> Publisher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class SyncPublisher:
+    """``Publisher`` for threaded applications: Flask, Django, Celery workers.
+
+    Methods block and are safe to call from any thread; none needs an event
+    loop of the caller's. The publisher runs its own loop in a daemon thread,
+    started on first use and started again in a forked child (Celery and
+    Gunicorn workers fork). Each call waits at most ``call_timeout`` seconds.
+    """
+
+    def __init__(self, *, call_timeout: float | None = None, **options: Any) -> None:
+        self._options = options
+        # Fails at construction, not at first use, when a URL is missing.
+        Publisher(**options)
+        timeout = float(options.get("store_timeout", 5.0))
+        self._call_timeout = call_timeout if call_timeout is not None else 3 * timeout + 5.0
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._publisher: Publisher | None = None
+        self._pid = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SyncPublisher:
+        return cls(**publisher_options(os.environ if env is None else env))
+
+    def _ensure(self) -> tuple[asyncio.AbstractEventLoop, Publisher]:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="pns-publisher", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread, self._pid = loop, thread, os.getpid()
+                self._publisher = Publisher(**self._options)
+            assert self._publisher is not None
+            return self._loop, self._publisher
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        loop, _ = self._ensure()
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result(self._call_timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"the publisher did not finish in {self._call_timeout:g}s") from None
+
+    def notify(self, user_id: str | int, data: JSONObject) -> str:
+        """See ``Publisher.notify``."""
+        _, publisher = self._ensure()
+        return self._run(publisher.notify(user_id, data))
+
+    def notify_many(self, items: list[tuple[str | int, JSONObject]]) -> list[str]:
+        _, publisher = self._ensure()
+        return self._run(publisher.notify_many(items))
+
+    def announce(self, user_id: str | int, notification_id: str) -> None:
+        _, publisher = self._ensure()
+        self._run(publisher.announce(user_id, notification_id))
+
+    def resync(self, user_id: str | int) -> int:
+        _, publisher = self._ensure()
+        return self._run(publisher.resync(user_id))
+
+    def close(self) -> None:
+        """Close the publisher and stop its thread; idempotent."""
+        with self._lock:
+            loop, thread, publisher = self._loop, self._thread, self._publisher
+            self._loop = self._thread = self._publisher = None
+        if loop is None or publisher is None or thread is None:
+            return
+        if self._pid == os.getpid():
+            asyncio.run_coroutine_threadsafe(publisher.close(), loop).result(self._call_timeout)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(self._call_timeout)
+            loop.close()
+
+    def __enter__(self) -> SyncPublisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
