@@ -8,8 +8,10 @@ stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import logging.config
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -57,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="demo mode: anyone may connect as any user (never in production)",
     )
+    serve.add_argument(
+        "--demo-public",
+        action="store_true",
+        default=None,
+        help="let demo mode bind to a non-loopback address (anyone there can be anyone)",
+    )
     notify = commands.add_parser(
         "notify",
         help="create notifications (through the store and Redis, or a node's HTTP API)",
@@ -81,33 +89,45 @@ def load_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None
             overrides[name] = parse_flag(name, raw)
     if args.demo:
         overrides["demo"] = True
+    if args.demo_public:
+        overrides["demo_public"] = True
     return Settings.from_env(env, **overrides)
 
 
 def serve(settings: Settings) -> None:
-    from aiohttp import web
-
-    from .app import create_app
-
+    """Run a node until SIGTERM or SIGINT, then stop it gracefully (bounded)."""
     _configure_logging(settings.log_level)
     if settings.demo:
         logger.warning(DEMO_WARNING)
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    from aiohttp import web
+
+    from .app import create_app
+    from .http_api import NODE
+
     app = create_app(settings)
-    url = f"http://{settings.host}:{settings.port}"
-    shown = url.replace("0.0.0.0", "127.0.0.1")
-    banner = f"PNS listening on {url}" + (f" (demo page: {shown}/demo)" if settings.demo else "")
-
-    def announce(*_args: Any, **_kwargs: Any) -> None:
-        print(banner, flush=True)
-
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=announce,
-        access_log=None,
-        shutdown_timeout=10.0,
-    )
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        url = f"http://{settings.host}:{settings.port}"
+        shown = url.replace("0.0.0.0", "127.0.0.1")
+        demo = f" (demo page: {shown}/demo)" if settings.demo else ""
+        print(f"PNS listening on {url}{demo}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        logger.info("signal received: stopping (grace %gs)", settings.shutdown_grace)
+        # The listener still answers while draining: /readyz says 503 first.
+        await app[NODE].drain(settings.shutdown_grace)
+    finally:
+        await runner.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

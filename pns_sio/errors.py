@@ -52,6 +52,15 @@ class StoreUnavailable(PNSError):
         super().__init__(message)
 
 
+class NodeStopping(PNSError):
+    """The node is shutting down; the client should go to another node."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str = "this node is stopping: reconnect to another") -> None:
+        super().__init__(message)
+
+
 class AuthUnavailable(PNSError):
     """The application's auth endpoint could not be asked; the client may retry."""
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from . import schemas
 from .errors import InvalidRequest, StoreUnavailable
+from .limits import KeyedBuckets, client_address, parse_networks
 from .node import Node
 from .openapi import openapi_document
 from .store import JSONObject
@@ -34,9 +36,12 @@ Answer = tuple[int, dict[str, Any]]
 class ApiError(Exception):
     """An HTTP error answer with the API's JSON body."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 def json_error(
@@ -66,8 +71,30 @@ class NotificationsAPI:
         self.open = settings.demo
         self.max_body = settings.max_body_bytes
         self.max_data = settings.max_notification_bytes
+        self.limits = KeyedBuckets(settings.api_rate, settings.api_burst)
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
 
     def _authorize(self, request: web.Request) -> None:
+        self._check_identity(request)
+        # Per token (one per node); in demo mode, with no token, per client address.
+        key = (
+            "token"
+            if not self.open
+            else client_address(
+                request.remote, request.headers.get("X-Forwarded-For"), self.trusted_proxies
+            )
+        )
+        bucket = self.limits.bucket(key)
+        if self.limits.rate > 0 and not bucket.take():
+            retry = max(1, math.ceil(bucket.retry_after()))
+            raise ApiError(
+                429,
+                "rate_limited",
+                "too many requests: slow down",
+                {"Retry-After": str(retry)},
+            )
+
+    def _check_identity(self, request: web.Request) -> None:
         if self.open:
             return
         if self.token is None:
@@ -197,6 +224,7 @@ async def api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         response = json_error(400, exc.code, exc.message, exc.fields or None)
     except ApiError as exc:
         response = json_error(exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)
     except StoreUnavailable as exc:
         response = json_error(503, exc.code, exc.message)
     except web.HTTPException as exc:  # aiohttp's own: unknown route, wrong method, ...

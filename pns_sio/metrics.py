@@ -37,6 +37,12 @@ class Metrics:
         self.resyncs = Counter(
             "pns_resyncs", "Count resyncs after the broker subscription came back", registry=r
         )
+        self.closed = Counter(
+            "pns_connections_closed",
+            "Connections this node closed, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "pns_http_requests", "HTTP API requests by status", ["status"], registry=r
         )

@@ -26,7 +26,9 @@ from .store import Created, JSONObject, open_store
 from .store.guarded import GuardedStore
 from .store.unopened import UnopenedStore
 from .tasks import TaskOwner
-from .wire import EV_DISCONNECT, EV_SIGNAL, NAMESPACE, user_room
+from .transport import SlowClientWatchdog
+from .transport import install as install_websocket
+from .wire import EV_SIGNAL, NAMESPACE, user_room
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class Node:
         self.metrics = Metrics()
         self.tasks = TaskOwner()
         self.stopping = False
+        self._drained = False
         self._stopped = False
         self.broker: LocalBroker | RedisBroker = (
             RedisBroker(settings.redis_url, channel=settings.redis_channel)
@@ -113,7 +116,14 @@ class Node:
             delivery=self.delivery,
             counts=self.counts,
             metrics=self.metrics,
-            ack_timeout=settings.ack_timeout,
+            settings=settings,
+            tasks=self.tasks,
+        )
+        install_websocket(self.sio)
+        self.watchdog = SlowClientWatchdog(
+            self.sio,
+            settings.max_queued_frames,
+            on_drop=self.metrics.closed.labels("slow_reader").inc,
         )
         self.broker.on_signal = self._on_signal
         self.broker.on_resubscribed = self.resync
@@ -144,6 +154,7 @@ class Node:
         )
         if not getattr(self.store.inner, "EXPIRES_ITSELF", False):
             self.tasks.spawn(self._purge_periodically(), name="retention")
+        self.tasks.spawn(self.watchdog.run(), name="slow-client-watchdog")
         # Subscribe now, not at the first client: signals and readiness need it.
         if not self.sio.manager_initialized:
             self.sio.manager_initialized = True
@@ -173,21 +184,31 @@ class Node:
                 logger.warning("retention: the store is unavailable; next try in an hour")
             await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
-    async def stop(self) -> None:
-        """Tell clients to reconnect elsewhere, end background work, close broker and store.
+    async def drain(self, grace: float) -> None:
+        """First half of a graceful stop, while the listener still answers.
 
-        Idempotent; bounded by ``STOP_GRACE_SECONDS`` per phase.
+        ``/readyz`` turns 503 and new connections and fetches are refused
+        (``unavailable``); fetches waiting for an acknowledgement get up to
+        ``grace`` seconds to finish (what is acknowledged is marked seen);
+        then every client is told to reconnect elsewhere (``pns:disconnect``,
+        ``shutdown``) and disconnected. Idempotent.
         """
+        if self._drained:
+            return
+        self._drained = True
+        self.stopping = True
+        logger.info("stopping: draining %d connections", len(self.realtime.connections))
+        await self.realtime.drain(grace)
+        await self.realtime.close_all()
+        await self._disconnect_clients()
+
+    async def stop(self) -> None:
+        """Drain (without grace, if not drained yet), end background work, close broker
+        and store. Idempotent; bounded by ``STOP_GRACE_SECONDS`` per phase."""
         if self._stopped:
             return
         self._stopped = True
-        logger.info(
-            "stopping: telling %d connections to reconnect elsewhere",
-            len(self.realtime.connections),
-        )
-        self.stopping = True
-        await self.realtime.close_all()
-        await self._disconnect_clients()
+        await self.drain(0)
         await self.tasks.close(STOP_GRACE_SECONDS)
         await self.broker.close()
         await self.sio.shutdown()
@@ -198,14 +219,14 @@ class Node:
         sids = list(self.realtime.connections)
         if not sids:
             return
-        payload = {"code": "shutdown", "reconnect": True}
-
-        async def bye(sid: str) -> None:
-            await self.sio.emit(EV_DISCONNECT, payload, to=sid, ignore_queue=True)
-            await self.sio.disconnect(sid, ignore_queue=True)
-
-        async with asyncio.timeout(STOP_GRACE_SECONDS):
-            await asyncio.gather(*(bye(sid) for sid in sids), return_exceptions=True)
+        bye = self.realtime.close_connection
+        try:
+            async with asyncio.timeout(STOP_GRACE_SECONDS):
+                await asyncio.gather(
+                    *(bye(sid, "shutdown", reconnect=True) for sid in sids), return_exceptions=True
+                )
+        except TimeoutError:
+            logger.warning("stopping: some clients did not take their disconnect in time")
 
     # -- notifications -------------------------------------------------------------
 

@@ -28,6 +28,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         413: "Body over PNS_MAX_BODY_BYTES.",
         415: "Content-Type is not JSON.",
         422: "This Idempotency-Key was used with another body.",
+        429: "Over PNS_API_RATE for this token; see Retry-After.",
         503: "The store is unavailable; nothing stored.",
     }
     return {
@@ -89,7 +90,7 @@ def openapi_document() -> dict[str, Any]:
                         "first answer again).",
                         "content": {"application/json": {"schema": "CreatedOut"}},
                     },
-                    **_errors(400, 401, 404, 409, 413, 415, 422, 503),
+                    **_errors(400, 401, 404, 409, 413, 415, 422, 429, 503),
                 },
             }
         },
@@ -107,7 +108,7 @@ def openapi_document() -> dict[str, Any]:
                         "description": "All created, ids in order.",
                         "content": {"application/json": {"schema": "BatchCreatedOut"}},
                     },
-                    **_errors(400, 401, 404, 409, 413, 415, 422, 503),
+                    **_errors(400, 401, 404, 409, 413, 415, 422, 429, 503),
                 },
             }
         },
@@ -131,7 +132,7 @@ def openapi_document() -> dict[str, Any]:
                         "description": "Resynced.",
                         "content": {"application/json": {"schema": "ResyncOut"}},
                     },
-                    **_errors(400, 401, 404, 503),
+                    **_errors(400, 401, 404, 429, 503),
                 },
             }
         },

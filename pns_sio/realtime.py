@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +25,22 @@ from .errors import (
     AckTimeout,
     AuthUnavailable,
     InvalidRequest,
+    NodeStopping,
     PNSError,
     RateLimited,
     Unauthorized,
     error_payload,
 )
+from .limits import KeyedBuckets, TokenBucket, client_address, parse_networks
 from .metrics import Metrics
-from .wire import EV_BATCH, EV_COUNT, EV_FETCH, NAMESPACE, user_room
+from .settings import Settings
+from .tasks import TaskOwner
+from .wire import EV_BATCH, EV_COUNT, EV_DISCONNECT, EV_FETCH, NAMESPACE, user_room
 
 logger = logging.getLogger(__name__)
+
+
+FLOOD_DISCONNECT = 100  # refusals in a row before a flooding connection is closed
 
 
 @dataclass(slots=True)
@@ -40,8 +49,11 @@ class Connection:
 
     sid: str
     identity: Identity
+    bucket: TokenBucket
     fetching: bool = False
     pending_ack: asyncio.Future[tuple[Any, ...]] | None = None
+    refused_in_a_row: int = 0
+    expiry: asyncio.TimerHandle | None = None
 
     @property
     def user_id(self) -> str:
@@ -70,16 +82,25 @@ class Realtime:
         delivery: Delivery,
         counts: CountService,
         metrics: Metrics,
-        ack_timeout: float,
+        settings: Settings,
+        tasks: TaskOwner,
     ) -> None:
         self.sio = sio
         self.authenticator = authenticator
         self.delivery = delivery
         self.counts = counts
         self.metrics = metrics
-        self.ack_timeout = ack_timeout
+        self.ack_timeout = settings.ack_timeout
+        self.settings = settings
+        self.tasks = tasks
         self.connections: dict[str, Connection] = {}
+        self.per_user: Counter[str] = Counter()
+        self.handshakes = KeyedBuckets(settings.handshake_rate, settings.handshake_burst)
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.accepting = True
+        # Set whenever no fetch is waiting for its acknowledgement (drain waits on it).
+        self._no_fetch_in_flight = asyncio.Event()
+        self._no_fetch_in_flight.set()
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on(EV_FETCH, self.on_fetch)
@@ -94,8 +115,16 @@ class Realtime:
         if not self.accepting:
             self.metrics.connects.labels("stopping").inc()
             raise RefuseConnection("unavailable", {"code": "unavailable"})
+        handshake = handshake_from_environ(environ, auth)
+        address = client_address(
+            handshake.remote, handshake.headers.get("x-forwarded-for"), self.trusted_proxies
+        )
+        # Before authenticating: a storm of bad handshakes costs no auth work.
+        if not self.handshakes.take(address):
+            self.metrics.connects.labels("rate_limited").inc()
+            raise RefuseConnection("rate_limited", {"code": "rate_limited"})
         try:
-            identity = await self.authenticator.authenticate(handshake_from_environ(environ, auth))
+            identity = await self.authenticator.authenticate(handshake)
         except Unauthorized:
             self.metrics.connects.labels("unauthorized").inc()
             # PROTOCOL: the same answer for every failure; nothing leaks.
@@ -103,7 +132,13 @@ class Realtime:
         except AuthUnavailable:
             self.metrics.connects.labels("auth_unavailable").inc()
             raise RefuseConnection("unavailable", {"code": "unavailable"}) from None
-        self.connections[sid] = Connection(sid=sid, identity=identity)
+        limit = self.settings.max_connections_per_user
+        if limit and self.per_user[identity.user_id] >= limit:
+            self.metrics.connects.labels("rate_limited").inc()
+            raise RefuseConnection("rate_limited", {"code": "rate_limited"})
+        self.per_user[identity.user_id] += 1
+        bucket = TokenBucket(self.settings.event_rate, self.settings.event_burst)
+        self.connections[sid] = Connection(sid=sid, identity=identity, bucket=bucket)
         self.metrics.connects.labels("accepted").inc()
         self.metrics.connections.inc()
         logger.debug("connect %s user=%s device=%s", sid, identity.user_id, identity.device_id)
@@ -121,12 +156,33 @@ class Realtime:
         self.sio.manager.basic_enter_room(sid, NAMESPACE, user_room(conn.user_id))
         # PROTOCOL: new-notifications-count is the first event of a connection.
         self.counts.refresh(conn.user_id)
+        if conn.identity.expires_at is not None:
+            delay = max(0.0, conn.identity.expires_at - time.time())
+            conn.expiry = asyncio.get_running_loop().call_later(delay, self._expire, sid)
+
+    def _expire(self, sid: str) -> None:
+        if sid in self.connections:
+            self.metrics.closed.labels("token_expired").inc()
+            self.tasks.spawn(self.close_connection(sid, "token_expired", reconnect=True))
+
+    async def close_connection(self, sid: str, code: str, *, reconnect: bool) -> None:
+        """PROTOCOL: tell the client why (pns:disconnect), then close its connection."""
+        payload = {"code": code, "reconnect": reconnect}
+        await self.sio.emit(EV_DISCONNECT, payload, to=sid, ignore_queue=True)
+        await self.sio.disconnect(sid, ignore_queue=True)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
         self.metrics.connections.dec()
+        self.per_user[conn.user_id] -= 1
+        if self.per_user[conn.user_id] <= 0:
+            del self.per_user[conn.user_id]
+        if conn.expiry is not None:
+            conn.expiry.cancel()
+        if conn.fetching and not any(c.fetching for c in self.connections.values()):
+            self._no_fetch_in_flight.set()
         if conn.pending_ack is not None and not conn.pending_ack.done():
             conn.pending_ack.set_exception(ClientGone())
 
@@ -137,18 +193,24 @@ class Realtime:
         if conn is None:
             return None
         try:
+            self._check_rate(conn)
             if len(args) > 1:
                 raise InvalidRequest("invalid payload: expected at most one argument")
             request = schemas.load(schemas.FETCH_REQUEST, args[0] if args else None)
             if conn.fetching:
                 raise RateLimited("a fetch is already in progress on this connection")
+            if not self.accepting:
+                raise NodeStopping()
             conn.fetching = True
+            self._no_fetch_in_flight.clear()
             try:
                 result = await self.delivery.fetch(
                     conn.user_id, request["limit"], lambda batch: self._send_batch(conn, batch)
                 )
             finally:
                 conn.fetching = False
+                if not any(c.fetching for c in self.connections.values()):
+                    self._no_fetch_in_flight.set()
         except ClientGone:
             self.metrics.fetches.labels("client_gone").inc()
             return None
@@ -193,15 +255,44 @@ class Realtime:
             if value is callback:
                 del pending[key]
 
-    async def on_unknown_event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+    async def on_unknown_event(self, event: str, sid: str, *args: Any) -> dict[str, Any] | None:
+        conn = self.connections.get(sid)
+        if conn is None:
+            return None
+        try:
+            self._check_rate(conn)
+        except RateLimited as exc:
+            return error_payload(exc)
         logger.info("unknown event from %s", sid)
-        return error_payload(InvalidRequest(f"unknown event {event[:64]!r}"))
+        return error_payload(InvalidRequest(f"unknown event {str(event)[:64]!r}"))
+
+    def _check_rate(self, conn: Connection) -> None:
+        if conn.bucket.take():
+            conn.refused_in_a_row = 0
+            return
+        conn.refused_in_a_row += 1
+        if conn.refused_in_a_row == FLOOD_DISCONNECT:
+            logger.info("closing a connection that keeps flooding: %s", conn.sid)
+            self.metrics.closed.labels("rate_limited").inc()
+            self.tasks.spawn(self.close_connection(conn.sid, "rate_limited", reconnect=False))
+        raise RateLimited("too many events: slow down")
 
     # -- counts ------------------------------------------------------------------
 
     async def emit_count(self, user_id: str, payload: dict[str, Any], everywhere: bool) -> None:
         """Emit a count to the user's room: this node's connections, or every node's."""
         await self.sio.emit(EV_COUNT, payload, room=user_room(user_id), ignore_queue=not everywhere)
+
+    async def drain(self, grace: float) -> None:
+        """Refuse new connections and fetches; let fetches in flight finish (bounded by
+        ``grace`` seconds), so batches acknowledged now are still marked seen."""
+        self.accepting = False
+        if grace > 0:
+            try:
+                async with asyncio.timeout(grace):
+                    await self._no_fetch_in_flight.wait()
+            except TimeoutError:
+                logger.warning("stopping: %gs grace over with fetches still in flight", grace)
 
     async def close_all(self) -> None:
         """Fail pending acks so their handlers end (nothing is marked)."""

@@ -7,6 +7,7 @@ Nothing else in PNS reads ``os.environ``. A bad value stops start-up with a
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -55,7 +56,19 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_notification_bytes: int = 16 * 1024
     retention_days: float = 90.0
+    # Rate limits, per node; 0 turns one off.
+    event_rate: float = 10.0
+    event_burst: float = 20.0
+    max_connections_per_user: int = 20
+    handshake_rate: float = 10.0
+    handshake_burst: float = 50.0
+    api_rate: float = 500.0
+    api_burst: float = 1000.0
+    trusted_proxies: tuple[str, ...] = ()
+    max_queued_frames: int = 1000
+    shutdown_grace: float = 10.0
     demo: bool = False
+    demo_public: bool = False
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -141,6 +154,27 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _rate(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError
+    return value
+
+
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError
+    return value
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    entries = tuple(e.strip() for e in raw.split(",") if e.strip())
+    for entry in entries:
+        ipaddress.ip_network(entry, strict=False)  # ValueError names nothing; _parse does
+    return entries
+
+
 _EXPECTED: dict[Callable[[str], Any], str] = {
     _seconds: "a positive number of seconds",
     _port: "a port number 0-65535",
@@ -148,6 +182,9 @@ _EXPECTED: dict[Callable[[str], Any], str] = {
     _bool: "true or false",
     _origins: "comma-separated origins",
     _text: "text",
+    _rate: "a number >= 0 (0 turns the limit off)",
+    _count: "a whole number >= 0 (0 turns the limit off)",
+    _networks: "comma-separated IP addresses or networks (10.0.0.0/8)",
 }
 
 # setting name -> (parser, environment variables in order of preference)
@@ -181,7 +218,18 @@ _ENV: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     "max_body_bytes": (_positive_int, ("PNS_MAX_BODY_BYTES",)),
     "max_notification_bytes": (_positive_int, ("PNS_MAX_NOTIFICATION_BYTES",)),
     "retention_days": (_seconds, ("PNS_RETENTION_DAYS",)),
+    "event_rate": (_rate, ("PNS_EVENT_RATE",)),
+    "event_burst": (_rate, ("PNS_EVENT_BURST",)),
+    "max_connections_per_user": (_count, ("PNS_MAX_CONNECTIONS_PER_USER",)),
+    "handshake_rate": (_rate, ("PNS_HANDSHAKE_RATE",)),
+    "handshake_burst": (_rate, ("PNS_HANDSHAKE_BURST",)),
+    "api_rate": (_rate, ("PNS_API_RATE",)),
+    "api_burst": (_rate, ("PNS_API_BURST",)),
+    "trusted_proxies": (_networks, ("PNS_TRUSTED_PROXIES",)),
+    "max_queued_frames": (_positive_int, ("PNS_MAX_QUEUED_FRAMES",)),
+    "shutdown_grace": (_seconds, ("PNS_SHUTDOWN_GRACE",)),
     "demo": (_bool, ("PNS_DEMO",)),
+    "demo_public": (_bool, ("PNS_DEMO_PUBLIC",)),
     "log_level": (_text, ("PNS_LOG_LEVEL",)),
 }
 _FIELDS = {f.name for f in dataclasses.fields(Settings)}
@@ -221,9 +269,12 @@ def parse_flag(name: str, raw: str) -> Any:
     return _parse("--" + name.replace("_", "-"), raw, parse)
 
 
+SWITCHES = ("demo", "demo_public")
+
+
 def flag_names() -> list[str]:
-    """Settings that have a command-line flag (all but demo, which is a switch)."""
-    return [name for name in _ENV if name != "demo"]
+    """Settings that take a value on the command line (switches are separate)."""
+    return [name for name in _ENV if name not in SWITCHES]
 
 
 def _parse(var: str, raw: str, parse: Callable[[str], Any]) -> Any:
@@ -250,7 +301,21 @@ def _inferred_auth(s: Settings) -> str | None:
     return present[0] if len(present) == 1 else None
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _validate(s: Settings) -> None:
+    if s.demo and not s.demo_public and not _is_loopback(s.host):
+        raise SettingsError(
+            f"PNS_HOST={s.host!r}: demo mode lets anyone connect as any user, so it binds to "
+            "loopback only; add --demo-public (PNS_DEMO_PUBLIC=true) to serve other addresses"
+        )
     _validate_urls(s)
     _validate_auth(s)
     for name in ("ack_timeout", "ping_interval", "ping_timeout", "store_timeout"):

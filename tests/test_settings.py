@@ -59,7 +59,12 @@ def test_allowed_origins_are_normalized() -> None:
 
 def test_demo_binds_to_loopback_unless_told_otherwise() -> None:
     assert settings_from({}, "--demo").host == "127.0.0.1"
-    assert settings_from({}, "--demo", "--host", "0.0.0.0").host == "0.0.0.0"
+    with pytest.raises(SettingsError, match="--demo-public"):
+        settings_from({}, "--demo", "--host", "0.0.0.0")
+    with pytest.raises(SettingsError, match="--demo-public"):
+        settings_from({"PNS_HOST": "192.0.2.10", "PNS_DEMO": "true"})
+    public = settings_from({}, "--demo", "--demo-public", "--host", "0.0.0.0")
+    assert public.host == "0.0.0.0"
 
 
 @pytest.mark.parametrize(
