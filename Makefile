@@ -44,6 +44,8 @@ test: $(BIN)/.installed system-deps mongo-venv
 	$(BIN)/ruff format --check pns_sio tests examples
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory js-bundle-check
+	$(MAKE) --no-print-directory js-test
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check pns_sio tests
@@ -55,3 +57,74 @@ format: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) $(MONGO_VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(JS_DIR)/node_modules
+
+# -- the JS client (clients/js) -------------------------------------------------
+NPM ?= npm
+NODE ?= node
+JS_DIR := clients/js
+JS_ENV := PNS_BIN=$(CURDIR)/$(BIN)/pns
+
+.PHONY: js-deps js-bundle js-bundle-check js-test chromium demo-screenshot
+
+## js-deps: the JS client's packages (npm ci), again whenever package-lock.json changes.
+$(JS_DIR)/node_modules/.installed: $(JS_DIR)/package-lock.json $(JS_DIR)/package.json
+	cd $(JS_DIR) && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+js-deps: $(JS_DIR)/node_modules/.installed
+
+## chromium: Debian's chromium for the end-to-end test, when missing (needs root).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: install it (apt-get install chromium)"; exit 1; fi; \
+	fi
+
+## js-bundle: rebuild pns_sio/static/pns-client.js and its map from clients/js/src (commit both).
+js-bundle: js-deps
+	cd $(JS_DIR) && $(NODE) build.mjs
+
+## js-bundle-check: fail when the committed bundle is stale against clients/js/src.
+js-bundle-check: js-deps
+	cd $(JS_DIR) && $(NODE) build.mjs --check
+
+## js-test: the client under Node against real nodes, then end to end in headless Chromium.
+js-test: $(BIN)/.installed system-deps js-deps chromium
+	cd $(JS_DIR) && $(JS_ENV) $(NODE) --test --test-reporter=spec test/client.test.js test/reconnect.test.js
+	cd $(JS_DIR) && $(JS_ENV) $(NODE) --test --test-reporter=spec test/e2e.test.js
+
+## demo-screenshot: refresh docs/demo.png (the demo page, from the end-to-end test).
+demo-screenshot: $(BIN)/.installed js-deps chromium
+	cd $(JS_DIR) && $(JS_ENV) PNS_SCREENSHOT=$(CURDIR)/docs/demo.png $(NODE) --test --test-reporter=spec test/e2e.test.js
+
+# -- benchmarks (bench/) ----------------------------------------------------------
+BENCH_PEER := bench/peers/node-socketio
+BENCH_LOADGEN := bench/loadgen
+BENCH_ARGS ?=
+
+.PHONY: bench bench-full bench-deps
+
+$(BIN)/.installed-bench: pyproject.toml $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@
+
+## bench-deps: the bench extra (matplotlib, py-spy) and the npm packages of the peer and the load generator.
+$(BENCH_PEER)/node_modules/.installed: $(BENCH_PEER)/package-lock.json $(BENCH_PEER)/package.json
+	cd $(BENCH_PEER) && npm ci --no-audit --no-fund
+	touch $@
+
+$(BENCH_LOADGEN)/node_modules/.installed: $(BENCH_LOADGEN)/package-lock.json $(BENCH_LOADGEN)/package.json
+	cd $(BENCH_LOADGEN) && npm ci --no-audit --no-fund
+	touch $@
+
+bench-deps: $(BIN)/.installed-bench system-deps $(BENCH_PEER)/node_modules/.installed $(BENCH_LOADGEN)/node_modules/.installed
+
+## bench: a short run (< 3 min, 2,000 devices) of PNS against the Node socket.io peer; writes bench/results/latest.json.
+bench: bench-deps
+	$(BIN)/python bench/run.py --profile short $(BENCH_ARGS)
+
+## bench-full: the full sizes of the benchmark issue (19,000 idle devices, 60 s steps); see bench/RESULTS.md.
+bench-full: bench-deps
+	$(BIN)/python bench/run.py --profile full $(BENCH_ARGS)

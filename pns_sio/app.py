@@ -10,6 +10,7 @@ from .demo import add_demo_routes
 from .http_api import NODE, add_routes, api_errors
 from .node import Node
 from .settings import Settings
+from .static_files import add_static_routes
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[NODE] = node
     node.sio.attach(app)
     add_routes(app, node)
+    add_static_routes(app)
     if settings.demo:
         add_demo_routes(app)
     app.cleanup_ctx.append(_node_lifetime)

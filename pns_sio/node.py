@@ -26,9 +26,9 @@ from .store import Created, JSONObject, open_store
 from .store.guarded import GuardedStore
 from .store.unopened import UnopenedStore
 from .tasks import TaskOwner
-from .transport import SlowClientWatchdog
+from .transport import PNSWebSocket, SlowClientWatchdog
 from .transport import install as install_websocket
-from .wire import EV_SIGNAL, NAMESPACE, user_room
+from .wire import EV_SIGNAL, NAMESPACE, signal_payload, user_room
 
 logger = logging.getLogger(__name__)
 
@@ -209,11 +209,24 @@ class Node:
             return
         self._stopped = True
         await self.drain(0)
+        await self._close_transports()
         await self.tasks.close(STOP_GRACE_SECONDS)
         await self.broker.close()
         await self.sio.shutdown()
         await self.authenticator.close()
         await self.store.close()
+
+    async def _close_transports(self) -> None:
+        """Close every Engine.IO connection, so the web server has no handler left to wait
+        for (a Socket.IO disconnect leaves the WebSocket itself to the client)."""
+        try:
+            async with asyncio.timeout(STOP_GRACE_SECONDS / 2):
+                await self.sio.eio.disconnect()
+        except TimeoutError:
+            logger.warning("stopping: some connections did not close in time; aborting them")
+        for wrapper in list(PNSWebSocket.live.values()):
+            if wrapper.server is self.sio.eio:
+                wrapper.abort()
 
     async def _disconnect_clients(self) -> None:
         sids = list(self.realtime.connections)
@@ -257,9 +270,7 @@ class Node:
 
     async def signal(self, user_id: str, notification_id: str | None) -> None:
         """Announce a change of the user's unseen set, as the Python publisher does."""
-        payload: dict[str, Any] = {"user_id": user_id}
-        if notification_id is not None:
-            payload["notification_id"] = notification_id
+        payload = signal_payload(user_id, notification_id)
         await self.sio.emit(EV_SIGNAL, payload, room=user_room(user_id), namespace=NAMESPACE)
 
     def _on_signal(self, user_id: str, notification_id: str | None) -> None:

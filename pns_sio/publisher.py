@@ -34,7 +34,7 @@ from .errors import SettingsError
 from .settings import publisher_options
 from .store import JSONObject, open_store
 from .store.guarded import GuardedStore
-from .wire import EV_SIGNAL, NAMESPACE, user_room
+from .wire import EV_SIGNAL, NAMESPACE, signal_payload, user_room
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +140,7 @@ class Publisher:
         return rev
 
     async def _signal(self, user_id: str, notification_id: str | None) -> None:
-        payload: dict[str, str] = {"user_id": user_id}
-        if notification_id is not None:
-            payload["notification_id"] = notification_id
+        payload = signal_payload(user_id, notification_id)
         await self._manager.emit(EV_SIGNAL, payload, room=user_room(user_id), namespace=NAMESPACE)
 
     async def close(self) -> None:

@@ -22,3 +22,11 @@ FETCH_LIMIT_MAX = 100
 
 def user_room(user_id: str) -> str:
     return USER_ROOM_PREFIX + user_id
+
+
+def signal_payload(user_id: str, notification_id: str | None) -> dict[str, str]:
+    """The ``pns:notification`` signal: the user, and the new record when there is one."""
+    payload = {"user_id": user_id}
+    if notification_id is not None:
+        payload["notification_id"] = notification_id
+    return payload
