@@ -128,3 +128,14 @@ bench: bench-deps
 ## bench-full: the full sizes of the benchmark issue (19,000 idle devices, 60 s steps); see bench/RESULTS.md.
 bench-full: bench-deps
 	$(BIN)/python bench/run.py --profile full $(BENCH_ARGS)
+
+# -- soak (tests/soak/) -------------------------------------------------------------
+SOAK_SECONDS ?= 600
+SOAK_DEVICES ?= 300
+SOAK_SEED ?= 1
+
+.PHONY: soak
+
+## soak: 3 nodes, one Redis, SOAK_DEVICES devices, nodes killed and Redis restarted at random for SOAK_SECONDS; then a checker (exit 1 on any violation).
+soak: $(BIN)/.installed system-deps
+	$(BIN)/python -m tests.soak.soak --seconds $(SOAK_SECONDS) --devices $(SOAK_DEVICES) --seed $(SOAK_SEED)

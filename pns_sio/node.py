@@ -220,8 +220,10 @@ class Node:
         """Close every Engine.IO connection, so the web server has no handler left to wait
         for (a Socket.IO disconnect leaves the WebSocket itself to the client)."""
         try:
-            async with asyncio.timeout(STOP_GRACE_SECONDS / 2):
-                await self.sio.eio.disconnect()
+            # python-engineio's disconnect() fails on an empty socket table.
+            if self.sio.eio.sockets:
+                async with asyncio.timeout(STOP_GRACE_SECONDS / 2):
+                    await self.sio.eio.disconnect()
         except TimeoutError:
             logger.warning("stopping: some connections did not close in time; aborting them")
         for wrapper in list(PNSWebSocket.live.values()):

@@ -24,6 +24,16 @@ class ConnectRefused(Exception):
         self.error = error
 
 
+def reconnecting(delay: float = 0.1, delay_max: float = 0.5) -> dict[str, Any]:
+    """``Device(**reconnecting())``: reconnects by itself after a lost connection, fast."""
+    return {
+        "reconnection": True,
+        "reconnection_delay": delay,
+        "reconnection_delay_max": delay_max,
+        "randomization_factor": 0,
+    }
+
+
 class Device:
     """One Socket.IO connection.
 
@@ -31,10 +41,14 @@ class Device:
     each batch's acknowledgement to the test (``next_batch()``).
     """
 
-    def __init__(self, *, ack_mode: str = "auto", name: str = "device") -> None:
+    def __init__(self, *, ack_mode: str = "auto", name: str = "device", **client: Any) -> None:
+        """``client``: python-socketio ``AsyncClient`` options; by default it never
+        reconnects (``reconnecting()`` gives the options of one that does, quickly)."""
         self.name = name
         self.ack_mode = ack_mode
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio = socketio.AsyncClient(**{"reconnection": False, **client})
+        # Connections opened so far (a reconnecting client opens several).
+        self.connects = 0
         self.events: list[tuple[str, Any]] = []
         self.kept: dict[str, int] | None = None
         self.batches: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[Any]]] = asyncio.Queue()
@@ -47,6 +61,7 @@ class Device:
         self.sio.on("*", self._on_any)
         self.sio.on(EV_COUNT, self._on_count)
         self.sio.on(EV_BATCH, self._on_batch)
+        self.sio.on("connect", self._on_connect)
         self.sio.on("connect_error", self._on_connect_error)
         self.sio.on("disconnect", self._on_disconnect)
 
@@ -76,6 +91,13 @@ class Device:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         await self.batches.put((data, future))
         return await future
+
+    def _on_connect(self) -> None:
+        # Not a coroutine: it runs before the connection's first event is handled.
+        # PROTOCOL: the kept count is the highest rev "on the current connection".
+        self.connects += 1
+        self.kept = None
+        self._changed.set()
 
     async def _on_connect_error(self, data: Any) -> None:
         self.connect_error = data
