@@ -1,0 +1,263 @@
+"""Run `pns serve` with bench-only changes applied from outside pns_sio/, to measure what a
+proposed server change would buy before anyone edits the server.
+
+    PNS_BENCH_VARIANT=nodeflate,orjson,uvloop python bench/experiments/pns_variant.py serve
+
+- nodeflate: python-engineio's aiohttp WebSocket wrapper builds its WebSocketResponse
+  with compress=False (no permessage-deflate: no zlib compressor per connection).
+- orjson:    python-socketio's AsyncServer gets json=<orjson adapter> (its `json=` option).
+- uvloop:    the event loop is uvloop's (the node's asyncio.run creates its loop from the policy).
+- redispool: the Redis broker's clients share a bounded, blocking connection pool (8) instead of
+             redis-py's unbounded one, which opens a new connection for every concurrent publish.
+- redispipe: one publisher task per node drains a queue of emits and sends them to Redis in
+             one pipeline (PUBLISH x n per round trip, one connection) instead of one pooled
+             connection and one round trip per emit.
+- sqlitereads: SQLite reads (counts, lists) run inline on the event loop instead of a hop to
+             the reader thread (they take tens of microseconds; the hop costs more).
+- sqliteinline: every SQLite call inline on the event loop, as better-sqlite3 does in Node
+             (a write waiting on another process's lock would block the loop: experiment only).
+- fastdisconnect: python-socketio's BaseManager.basic_disconnect scans every room of the
+             namespace (one per connection, plus one per user) for each disconnect, O(rooms);
+             a mass disconnect is O(n^2). Keep a sid -> rooms index instead.
+- gctune:    gc.freeze() after start-up and a higher gen-0 threshold (50,000), so the cyclic
+             collector does not walk every connection's objects in long pauses.
+- gclog:     log every cyclic-GC pass longer than 5 ms to stderr (a probe, changes nothing).
+- redisver:  cache redis-py's get_lib_version(): redis-py 8 calls importlib.metadata.version()
+             for every new connection it opens.
+
+Used by bench/run.py --variant; nothing here is part of PNS.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+VARIANTS = {v.strip() for v in os.environ.get("PNS_BENCH_VARIANT", "").split(",") if v.strip()}
+KNOWN = {
+    "nodeflate",
+    "orjson",
+    "uvloop",
+    "redispool",
+    "redispipe",
+    "redisver",
+    "sqlitereads",
+    "sqliteinline",
+    "fastdisconnect",
+    "gctune",
+    "gclog",
+}
+if VARIANTS - KNOWN:
+    sys.exit(f"pns_variant: unknown variant(s) {sorted(VARIANTS - KNOWN)}; known: {sorted(KNOWN)}")
+
+if "nodeflate" in VARIANTS:
+    from aiohttp.web import WebSocketResponse
+    from engineio.async_drivers import aiohttp as engineio_aiohttp
+
+    async def _ws_call(self: Any, environ: dict[str, Any]) -> Any:
+        request = environ["aiohttp.request"]
+        self._sock = WebSocketResponse(
+            max_msg_size=self.server.max_http_buffer_size, compress=False
+        )
+        await self._sock.prepare(request)
+        self.environ = environ
+        await self.handler(self)
+        return self._sock
+
+    engineio_aiohttp.WebSocket.__call__ = _ws_call
+
+if "orjson" in VARIANTS:
+    import orjson
+    import socketio
+
+    class OrjsonAdapter:
+        """The json module interface python-socketio and python-engineio call."""
+
+        @staticmethod
+        def dumps(obj: Any, **_kwargs: Any) -> str:
+            return orjson.dumps(obj).decode()
+
+        @staticmethod
+        def loads(text: str | bytes, **_kwargs: Any) -> Any:
+            return orjson.loads(text)
+
+    _orig_init = socketio.AsyncServer.__init__
+
+    def _init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("json", OrjsonAdapter)
+        _orig_init(self, *args, **kwargs)
+
+    socketio.AsyncServer.__init__ = _init
+
+if "redisver" in VARIANTS:
+    import functools
+
+    import redis.utils
+
+    redis.utils.get_lib_version = functools.cache(redis.utils.get_lib_version)
+
+if "redispool" in VARIANTS:
+    from urllib.parse import urlparse
+
+    from redis import asyncio as aioredis
+
+    from pns_sio import broker as pns_broker
+
+    _orig_new_client = pns_broker.RedisBroker._new_client
+
+    def _new_client(self: Any) -> Any:
+        if urlparse(self.redis_url).scheme.endswith("+sentinel"):
+            return _orig_new_client(self)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.redis_url,
+            max_connections=8,
+            timeout=5,
+            socket_connect_timeout=2.0,
+            socket_keepalive=True,
+        )
+        return aioredis.Redis(connection_pool=pool)
+
+    pns_broker.RedisBroker._new_client = _new_client
+
+if "redispipe" in VARIANTS:
+    import asyncio
+
+    from pns_sio import broker as pns_broker
+
+    async def _publish_queued(self: Any, data: Any) -> Any:
+        if self._closed:
+            return None
+        loop = asyncio.get_running_loop()
+        queue = getattr(self, "_bench_queue", None)
+        if queue is None:
+            queue = self._bench_queue = asyncio.Queue()
+            self._bench_task = loop.create_task(_drain(self, queue))
+        done = loop.create_future()
+        queue.put_nowait((self.json.dumps(data), done))
+        return await done
+
+    async def _drain(self: Any, queue: Any) -> None:
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < 512:
+                batch.append(queue.get_nowait())
+            results: list[Any] = [None] * len(batch)
+            try:
+                if self._pub_client is None:
+                    self._pub_client = self._new_client()
+                pipe = self._pub_client.pipeline(transaction=False)
+                for message, _ in batch:
+                    pipe.publish(self.channel, message)
+                async with asyncio.timeout(self.publish_timeout):
+                    results = await pipe.execute()
+            except Exception:  # as PNS does: log-and-drop; the store is the truth
+                client, self._pub_client = self._pub_client, None
+                await self._discard(client)
+            for (_, done), result in zip(batch, results, strict=False):
+                if not done.done():
+                    done.set_result(result)
+
+    pns_broker.RedisBroker._publish = _publish_queued
+
+if VARIANTS & {"sqlitereads", "sqliteinline", "fastdisconnect", "gctune", "gclog"}:
+    import sqlite3
+
+    from pns_sio.errors import StoreUnavailable
+    from pns_sio.store import sqlite as pns_sqlite
+
+    _orig_run = pns_sqlite._Worker.run
+    _inline_all = "sqliteinline" in VARIANTS
+
+    async def _run_inline(self: Any, fn: Any) -> Any:
+        if not _inline_all and "-r" not in self._executor._thread_name_prefix:
+            return await _orig_run(self, fn)
+        conn = self._connection()
+        try:
+            return fn(conn)
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreUnavailable(f"the notification store is unavailable ({exc})") from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    pns_sqlite._Worker.run = _run_inline
+
+if "fastdisconnect" in VARIANTS:
+    from socketio import base_manager
+
+    BM = base_manager.BaseManager
+    _enter, _leave = BM.basic_enter_room, BM.basic_leave_room
+
+    def _index(self: Any) -> dict[Any, set[Any]]:
+        idx = self.__dict__.get("_bench_sid_rooms")
+        if idx is None:
+            idx = self.__dict__["_bench_sid_rooms"] = {}
+        return idx
+
+    def basic_enter_room(
+        self: Any, sid: Any, namespace: Any, room: Any, eio_sid: Any = None
+    ) -> None:
+        _enter(self, sid, namespace, room, eio_sid)
+        _index(self).setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self: Any, sid: Any, namespace: Any, room: Any) -> None:
+        _leave(self, sid, namespace, room)
+        rooms = _index(self).get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+
+    def basic_disconnect(self: Any, sid: Any, namespace: Any, **kwargs: Any) -> None:
+        if namespace not in self.rooms:
+            return
+        for room in list(_index(self).pop((namespace, sid), ())):
+            _leave(self, sid, namespace, room)
+        if sid in self.callbacks:
+            del self.callbacks[sid]
+        if namespace in self.pending_connect and sid in self.pending_connect[namespace]:
+            self.pending_connect[namespace].remove(sid)
+            if len(self.pending_connect[namespace]) == 0:
+                del self.pending_connect[namespace]
+        if namespace in self.pending_disconnect and sid in self.pending_disconnect[namespace]:
+            self.pending_disconnect[namespace].remove(sid)
+            if len(self.pending_disconnect[namespace]) == 0:
+                del self.pending_disconnect[namespace]
+
+    BM.basic_enter_room = basic_enter_room
+    BM.basic_leave_room = basic_leave_room
+    BM.basic_disconnect = basic_disconnect
+
+if "gclog" in VARIANTS:
+    import gc
+    import time
+
+    _gc_start: list[float] = [0.0]
+
+    def _gc_probe(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            _gc_start[0] = time.perf_counter()
+            return
+        ms = (time.perf_counter() - _gc_start[0]) * 1000
+        if ms > 5:
+            print(f"gc: generation {info['generation']} took {ms:.1f} ms", file=sys.stderr, flush=True)
+
+    gc.callbacks.append(_gc_probe)
+
+if "gctune" in VARIANTS:
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+if "uvloop" in VARIANTS:
+    import uvloop
+
+    uvloop.install()
+
+from pns_sio.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
