@@ -22,22 +22,25 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlparse
 
 import socketio
 from redis import asyncio as aioredis
 from socketio.redis_manager import parse_redis_sentinel_url
 
+from .store import UnseenCount
 from .wire import EV_SIGNAL, NAMESPACE, USER_ROOM_PREFIX
 
 logger = logging.getLogger(__name__)
 
 RESUBSCRIBE_MIN_DELAY = 0.2
 RESUBSCRIBE_MAX_DELAY = 2.0
+OUTBOX_LIMIT = 10_000  # messages waiting for Redis; past that they are dropped (and logged)
+PIPELINE_MAX = 500  # messages sent in one round trip
 
 
-def _noop_signal(user_id: str, notification_id: str | None) -> None:
+def _noop_signal(user_id: str, notification_id: str | None, unseen: UnseenCount | None) -> None:
     """Placeholder until the node wires its count service in."""
 
 
@@ -49,10 +52,14 @@ def _noop_sid(sid: str) -> None:
     """Placeholder hook."""
 
 
+def _is_count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 class _Hooks:
     """What both managers call back into; the node replaces the no-ops at start."""
 
-    on_signal: Callable[[str, str | None], None] = staticmethod(_noop_signal)
+    on_signal: Callable[[str, str | None, UnseenCount | None], None] = staticmethod(_noop_signal)
     on_resubscribed: Callable[[], None] = staticmethod(_noop)
     on_connected: Callable[[str], None] = staticmethod(_noop_sid)
 
@@ -65,6 +72,39 @@ class _Hooks:
         self.up = asyncio.Event()
         self.down = asyncio.Event()
         (self.up if subscribed else self.down).set()
+        self._sid_rooms: dict[tuple[str, str], set[Any]] = {}
+
+    # python-socketio finds a leaving client's rooms by scanning every room of
+    # the namespace: one per connection and one per user here, so a mass
+    # disconnect (a node's clients dropping together) costs O(n^2) and froze a
+    # node with 19,000 clients for minutes. An index of each client's rooms
+    # makes every disconnect O(its own rooms).
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)  # type: ignore[misc]
+        self._sid_rooms.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)  # type: ignore[misc]
+        rooms = self._sid_rooms.get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        # python-socketio's own basic_disconnect, with the index instead of the scan.
+        rooms = self._sid_rooms.pop((namespace, sid), set())
+        if namespace not in self.rooms:
+            return
+        for room in rooms:
+            super().basic_leave_room(sid, namespace, room)  # type: ignore[misc]
+        callbacks: dict[str, Any] = self.callbacks  # type: ignore[attr-defined]
+        callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):  # type: ignore[attr-defined]
+            waiting = pending.get(namespace)
+            if waiting is not None and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
 
     def _mark(self, subscribed: bool) -> None:
         if subscribed:
@@ -101,7 +141,13 @@ class _Hooks:
         if not isinstance(user_id, str) or not user_id:
             logger.info("ignoring a %s signal without a user_id", EV_SIGNAL)
             return
-        self.on_signal(user_id, notification_id if isinstance(notification_id, str) else None)
+        count, rev = payload.get("count"), payload.get("rev")
+        unseen = None
+        if _is_count(count) and _is_count(rev):
+            unseen = UnseenCount(count=count, rev=rev)
+        self.on_signal(
+            user_id, notification_id if isinstance(notification_id, str) else None, unseen
+        )
 
     def broker_status(self) -> str:
         return "embedded"
@@ -143,6 +189,9 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
         self._sub_client: Any = None
         self._sub: Any = None
         self._closed = False
+        self._outbox: asyncio.Queue[str] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self.dropped = 0
 
     # -- connections ---------------------------------------------------------
 
@@ -164,16 +213,50 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
                 logger.debug("error closing a redis connection", exc_info=True)
 
     async def _publish(self, data: Any) -> Any:
-        """Publish to the other nodes; on failure log and give up (the store is the truth)."""
+        """Queue a message for the other nodes; never waits for Redis.
+
+        One sender task sends what is queued in one pipelined round trip on one
+        connection: concurrent emits used to open a connection each. If Redis
+        is down the sender gives up after two tries and logs; the store is the
+        truth and the other nodes resync when their subscription comes back.
+        """
         if self._closed:
             return None
-        message = self.json.dumps(data)
+        if self._outbox is None:
+            self._outbox = asyncio.Queue(OUTBOX_LIMIT)
+            self._sender = asyncio.create_task(self._send_loop(), name="redis-publisher")
+        try:
+            self._outbox.put_nowait(self.json.dumps(data))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                logger.warning("redis is not keeping up: %d messages dropped", self.dropped)
+        return None
+
+    async def _send_loop(self) -> None:
+        assert self._outbox is not None
+        outbox = self._outbox
+        while True:
+            batch = [await outbox.get()]
+            while len(batch) < PIPELINE_MAX and not outbox.empty():
+                batch.append(outbox.get_nowait())
+            try:
+                await self._send(batch)
+            finally:
+                for _ in batch:
+                    outbox.task_done()
+
+    async def _send(self, batch: list[str]) -> None:
         for attempt in (1, 2):
             try:
                 if self._pub_client is None:
                     self._pub_client = self._new_client()
                 async with asyncio.timeout(self.publish_timeout):
-                    return await self._pub_client.publish(self.channel, message)
+                    pipe = self._pub_client.pipeline(transaction=False)
+                    for message in batch:
+                        pipe.publish(self.channel, message)
+                    await pipe.execute()
+                return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -181,10 +264,11 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
                 await self._discard(client)
                 if attempt == 2:
                     logger.warning(
-                        "cannot publish to redis (%s); other nodes catch up when it returns",
+                        "cannot publish %d messages to redis (%s); other nodes catch up "
+                        "when it returns",
+                        len(batch),
                         type(exc).__name__,
                     )
-        return None
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         delay = RESUBSCRIBE_MIN_DELAY
@@ -261,6 +345,14 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
         if self._closed:
             return
         self._closed = True
+        if self._outbox is not None and self._sender is not None:
+            # Counts pushed while stopping (acks finished in the grace) still go out.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.publish_timeout):
+                    await self._outbox.join()
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
         thread = getattr(self, "thread", None)
         if thread is not None:
             thread.cancel()

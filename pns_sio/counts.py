@@ -61,6 +61,11 @@ class CountService:
             self._running.add(user_id)
             self._tasks.spawn(self._run(user_id), name=f"count-refresh:{user_id}")
 
+    def forward(self, user_id: str, unseen: UnseenCount) -> None:
+        """Send a count another process read (with its rev) to this node's devices: no
+        store work. A stale one loses to any higher rev the devices already have."""
+        self._tasks.spawn(self._send(user_id, unseen, everywhere=False), name="count-forward")
+
     def refresh_many(self, user_ids: Iterable[str]) -> None:
         for user_id in user_ids:
             self.refresh(user_id)

@@ -22,7 +22,7 @@ from .errors import StoreUnavailable
 from .metrics import Metrics
 from .realtime import Realtime
 from .settings import Settings, normalize_origin
-from .store import Created, JSONObject, open_store
+from .store import Created, JSONObject, UnseenCount, open_store
 from .store.guarded import GuardedStore
 from .store.unopened import UnopenedStore
 from .tasks import TaskOwner
@@ -253,15 +253,16 @@ class Node:
         """
         created = await self.store.create(user_id, data)
         self.metrics.created.inc()
-        await self.signal(user_id, created.id)
+        await self.signal(user_id, created.id, created.count, created.rev)
         return created
 
     async def create_notifications(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
         """Store several notifications all or nothing, then signal each user once."""
         created = await self.store.create_many(items)
         self.metrics.created.inc(len(created))
-        for user_id in dict.fromkeys(user_id for user_id, _ in items):
-            await self.signal(user_id, None)
+        last = {user_id: c for (user_id, _), c in zip(items, created, strict=True)}
+        for user_id, c in last.items():
+            await self.signal(user_id, None, c.count, c.rev)
         return created
 
     async def resync_user(self, user_id: str) -> int:
@@ -270,16 +271,28 @@ class Node:
         await self.signal(user_id, None)
         return rev
 
-    async def signal(self, user_id: str, notification_id: str | None) -> None:
+    async def signal(
+        self,
+        user_id: str,
+        notification_id: str | None,
+        count: int | None = None,
+        rev: int | None = None,
+    ) -> None:
         """Announce a change of the user's unseen set, as the Python publisher does."""
-        payload = signal_payload(user_id, notification_id)
+        payload = signal_payload(user_id, notification_id, count, rev)
         await self.sio.emit(EV_SIGNAL, payload, room=user_room(user_id), namespace=NAMESPACE)
 
-    def _on_signal(self, user_id: str, notification_id: str | None) -> None:
+    def _on_signal(
+        self, user_id: str, notification_id: str | None, unseen: UnseenCount | None
+    ) -> None:
         # Runs inside the broker's listener: schedule, never await store work here.
         here = self.broker.has_user(user_id)
         self.metrics.signals.labels("yes" if here else "no").inc()
-        if here:
+        if not here:
+            return
+        if unseen is not None:
+            self.counts.forward(user_id, unseen)
+        else:
             self.counts.refresh(user_id)
 
     def resync(self) -> None:

@@ -108,15 +108,16 @@ class Publisher:
         """
         uid, checked = self._check(user_id, data)
         created = await (await self._open()).create(uid, checked)
-        await self._signal(uid, created.id)
+        await self._signal(uid, created.id, created.count, created.rev)
         return created.id
 
     async def notify_many(self, items: list[tuple[str | int, JSONObject]]) -> list[str]:
         """Store several notifications all or nothing, then signal each user once."""
         checked = [self._check(uid, data) for uid, data in items]
         created = await (await self._open()).create_many(checked)
-        for uid in dict.fromkeys(uid for uid, _ in checked):
-            await self._signal(uid, None)
+        last = {uid: c for (uid, _), c in zip(checked, created, strict=True)}
+        for uid, c in last.items():
+            await self._signal(uid, None, c.count, c.rev)
         return [c.id for c in created]
 
     async def announce(self, user_id: str | int, notification_id: str) -> None:
@@ -139,8 +140,14 @@ class Publisher:
         await self._signal(uid, None)
         return rev
 
-    async def _signal(self, user_id: str, notification_id: str | None) -> None:
-        payload = signal_payload(user_id, notification_id)
+    async def _signal(
+        self,
+        user_id: str,
+        notification_id: str | None,
+        count: int | None = None,
+        rev: int | None = None,
+    ) -> None:
+        payload = signal_payload(user_id, notification_id, count, rev)
         await self._manager.emit(EV_SIGNAL, payload, room=user_room(user_id), namespace=NAMESPACE)
 
     async def close(self) -> None:

@@ -4,8 +4,8 @@
   (about 120 KiB per idle connection against 31 KiB without, measured on a
   bare python-socketio server), and notification frames are tiny.
 - A bound on unsent frames: a client that stops reading makes its socket's
-  queue grow without end. ``SlowClientWatchdog`` looks at every queue once a
-  second and drops the connection whose queue passed the bound, so a node's
+  queue grow without end. ``SlowClientWatchdog`` looks at every queue every
+  two seconds and drops the connection whose queue passed the bound, so a node's
   memory stays bounded whatever its clients do.
 """
 
@@ -23,7 +23,7 @@ from aiohttp.web import WebSocketResponse
 
 logger = logging.getLogger(__name__)
 
-WATCH_INTERVAL = 1.0
+WATCH_INTERVAL = 2.0
 
 
 class PNSWebSocket:

@@ -24,9 +24,18 @@ def user_room(user_id: str) -> str:
     return USER_ROOM_PREFIX + user_id
 
 
-def signal_payload(user_id: str, notification_id: str | None) -> dict[str, str]:
-    """The ``pns:notification`` signal: the user, and the new record when there is one."""
-    payload = {"user_id": user_id}
+def signal_payload(
+    user_id: str,
+    notification_id: str | None,
+    count: int | None = None,
+    rev: int | None = None,
+) -> dict[str, str | int]:
+    """The ``pns:notification`` signal: the user, the new record when there is one, and
+    the user's unseen ``count`` with its ``rev`` when the sender read them together."""
+    payload: dict[str, str | int] = {"user_id": user_id}
     if notification_id is not None:
         payload["notification_id"] = notification_id
+    if count is not None and rev is not None:
+        payload["count"] = count
+        payload["rev"] = rev
     return payload

@@ -122,3 +122,21 @@ async def test_counts_converge_after_redis_restarts(start_node, connect, http, t
         await on_b.wait_count(0)
     finally:
         redis.stop()
+
+
+async def test_a_signal_carrying_count_and_rev_is_forwarded_without_store_work(
+    start_node, connect, redis_server
+) -> None:
+    a, b = await two_nodes(start_node, redis_server.url)
+    on_a = await connect(a, "42")
+    on_b = await connect(b, "42")
+    await on_a.wait_count(0)
+    await on_b.wait_count(0)
+    queries = [n.metric("pns_store_queries_total", op="unseen") for n in (a, b)]
+    manager = socketio.AsyncRedisManager(redis_server.url, write_only=True)
+    signal = {"user_id": "42", "notification_id": "x", "count": 7, "rev": 9}
+    await manager.emit(EV_SIGNAL, signal, room=user_room("42"))
+    assert await on_a.wait_count(7) == {"count": 7, "rev": 9}
+    assert await on_b.wait_count(7) == {"count": 7, "rev": 9}
+    assert [n.metric("pns_store_queries_total", op="unseen") for n in (a, b)] == queries
+    await manager.redis.aclose()

@@ -32,9 +32,13 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class Created:
+    """A new record; ``count`` is the user's unseen count as of ``rev`` when the
+    backend read it in the same transaction (else None: ask ``unseen``)."""
+
     id: str
     created_at: datetime
     rev: int
+    count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

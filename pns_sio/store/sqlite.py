@@ -62,6 +62,8 @@ INSERT_NOTIFICATION = (
     " creation_date, seen_date) VALUES (?, ?, ?, ?, NULL)"
 )
 
+COUNT_UNSEEN = "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND seen_date IS NULL"
+
 BUMP_REV = """
 INSERT INTO pns_users (user_id, rev) VALUES (?, 1)
 ON CONFLICT (user_id) DO UPDATE SET rev = rev + 1
@@ -178,12 +180,18 @@ class SQLiteStore:
             # One transaction: every record and the revs commit together, or nothing.
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(INSERT_NOTIFICATION, [(n, u, b, stamp) for n, u, b in rows])
-            revs = {
-                user_id: int(conn.execute(BUMP_REV, (user_id,)).fetchone()[0])
-                for user_id in dict.fromkeys(u for _, u, _ in rows)
-            }
+            after: dict[str, tuple[int, int]] = {}
+            for user_id in dict.fromkeys(u for _, u, _ in rows):
+                rev = int(conn.execute(BUMP_REV, (user_id,)).fetchone()[0])
+                # Same transaction: this count is exactly the one of this rev, so
+                # the nodes can send it as is instead of each asking again.
+                count = conn.execute(COUNT_UNSEEN, (user_id,)).fetchone()[0]
+                after[user_id] = (rev, int(count))
             conn.execute("COMMIT")
-            return [Created(id=n, created_at=created_at, rev=revs[u]) for n, u, _ in rows]
+            return [
+                Created(id=n, created_at=created_at, rev=after[u][0], count=after[u][1])
+                for n, u, _ in rows
+            ]
 
         if not rows:
             return []
@@ -194,10 +202,7 @@ class SQLiteStore:
             # One read transaction: rev and count come from the same snapshot.
             conn.execute("BEGIN")
             row = conn.execute("SELECT rev FROM pns_users WHERE user_id = ?", (user_id,)).fetchone()
-            count = conn.execute(
-                "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND seen_date IS NULL",
-                (user_id,),
-            ).fetchone()[0]
+            count = conn.execute(COUNT_UNSEEN, (user_id,)).fetchone()[0]
             conn.execute("COMMIT")
             return UnseenCount(count=int(count), rev=int(row[0]) if row else 0)
 
