@@ -70,9 +70,13 @@ class CountService:
         for user_id in user_ids:
             self.refresh(user_id)
 
-    async def push_everywhere(self, user_id: str) -> None:
-        """Send the count to every node's devices now; on a store outage, keep trying in the
-        background (the change is already committed, so the count must follow)."""
+    async def push_everywhere(self, user_id: str, known: UnseenCount | None = None) -> None:
+        """Send the count to every node's devices now: ``known`` when the caller read it
+        with its rev, else asked now. On a store outage keep trying in the background
+        (the change is already committed, so the count must follow)."""
+        if known is not None:
+            await self._send(user_id, known, everywhere=True)
+            return
         if user_id in self._running:
             self.refresh(user_id, everywhere=True)
             return

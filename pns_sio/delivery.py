@@ -13,7 +13,7 @@ from typing import Any
 
 from . import schemas
 from .counts import CountService
-from .store import NotificationStore
+from .store import NotificationStore, UnseenCount
 
 logger = logging.getLogger(__name__)
 
@@ -63,5 +63,6 @@ class Delivery:
         marked = await self._store.mark_seen(user_id, accepted)
         if marked.changed:
             self._on_seen(marked.changed)
-            await self._counts.push_everywhere(user_id)
+            known = None if marked.count is None else UnseenCount(marked.count, marked.rev)
+            await self._counts.push_everywhere(user_id, known)
         return answer(marked.changed, has_more)

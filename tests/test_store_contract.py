@@ -147,3 +147,16 @@ async def test_idempotency_key_claims(store: NotificationStore) -> None:
 async def test_concurrent_claims_of_one_key_let_exactly_one_in(store: NotificationStore) -> None:
     claims = await asyncio.gather(*(store.claim_key("same", "body") for _ in range(8)))
     assert sorted(c.state for c in claims) == ["new"] + ["pending"] * 7
+
+
+async def test_counts_read_with_a_write_are_the_counts_of_its_rev(store: NotificationStore) -> None:
+    """A backend that returns the count with a write (to spare a query) must return the true one."""
+    first = await store.create("42", {})
+    second = await store.create("42", {})
+    marked = await store.mark_seen("42", [first.id])
+    if second.count is not None:
+        assert second.count == 2
+    if marked.count is not None:
+        assert (marked.count, marked.rev) == (1, 3)
+        unseen = await store.unseen("42")
+        assert (unseen.count, unseen.rev) == (marked.count, marked.rev)

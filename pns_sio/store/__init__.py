@@ -69,10 +69,12 @@ IDEMPOTENCY_ABANDONED = timedelta(minutes=2)
 
 @dataclass(frozen=True, slots=True)
 class Marked:
-    """How many notifications one ``mark_seen`` call changed, and the rev after it."""
+    """How many notifications one ``mark_seen`` call changed, and the rev after it;
+    ``count``: the unseen count of that rev when read in the same transaction."""
 
     changed: int
     rev: int
+    count: int | None = None
 
 
 class NotificationStore(Protocol):

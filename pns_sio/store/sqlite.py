@@ -237,15 +237,17 @@ class SQLiteStore:
                     (seen_at, user_id, *chunk),
                 )
                 changed += cursor.rowcount
+            count = None
             if changed:
                 rev = int(conn.execute(BUMP_REV, (user_id,)).fetchone()[0])
+                count = int(conn.execute(COUNT_UNSEEN, (user_id,)).fetchone()[0])
             else:
                 row = conn.execute(
                     "SELECT rev FROM pns_users WHERE user_id = ?", (user_id,)
                 ).fetchone()
                 rev = int(row[0]) if row else 0
             conn.execute("COMMIT")
-            return Marked(changed=changed, rev=rev)
+            return Marked(changed=changed, rev=rev, count=count)
 
         return await self._writer.run(write)
 
