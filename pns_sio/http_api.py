@@ -181,7 +181,7 @@ class NotificationsAPI:
         data = self._data(item["data"], "data")
 
         async def run() -> Answer:
-            created = await self.node.create_notification(item["user_id"], data)
+            created = await self.node.notifier.create(item["user_id"], data)
             return 201, {"id": created.id, "created_at": schemas.iso_utc(created.created_at)}
 
         return await self._idempotent(request, body, run)
@@ -197,7 +197,7 @@ class NotificationsAPI:
         ]
 
         async def run() -> Answer:
-            created = await self.node.create_notifications(items)
+            created = await self.node.notifier.create_many(items)
             return 201, {"ids": [c.id for c in created]}
 
         return await self._idempotent(request, body, run)
@@ -205,7 +205,7 @@ class NotificationsAPI:
     async def resync(self, request: web.Request) -> web.Response:
         self._authorize(request)
         user_id = schemas.user_id(request.match_info["user_id"])
-        rev = await self.node.resync_user(user_id)
+        rev = await self.node.notifier.announce(user_id, None)
         return web.json_response({"user_id": user_id, "rev": rev})
 
 

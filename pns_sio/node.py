@@ -20,15 +20,15 @@ from .counts import CountService
 from .delivery import Delivery
 from .errors import StoreUnavailable
 from .metrics import Metrics
+from .notifier import Notifier
 from .realtime import Realtime
 from .settings import Settings, normalize_origin
-from .store import Created, JSONObject, UnseenCount, open_store
+from .store import UnseenCount, open_store
 from .store.guarded import GuardedStore
 from .store.unopened import UnopenedStore
 from .tasks import TaskOwner
 from .transport import PNSWebSocket, SlowClientWatchdog
 from .transport import install as install_websocket
-from .wire import EV_SIGNAL, NAMESPACE, signal_payload, user_room
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,8 @@ class Node:
             on_sent=self.metrics.counts_sent.inc,
         )
         self.delivery = Delivery(self.store, self.counts, on_seen=self.metrics.delivered.inc)
+        # The HTTP API's way in: the node's own manager serves its devices first.
+        self.notifier = Notifier(self.store, self.sio.emit, on_created=self.metrics.created.inc)
         self.authenticator = build_authenticator(settings)
         self.realtime = Realtime(
             self.sio,
@@ -244,43 +246,6 @@ class Node:
             logger.warning("stopping: some clients did not take their disconnect in time")
 
     # -- notifications -------------------------------------------------------------
-
-    async def create_notification(self, user_id: str, data: JSONObject) -> Created:
-        """Store a notification, then signal every node (this one first).
-
-        Raises ``StoreUnavailable`` with nothing stored. A failed signal is
-        only logged: the record is the truth and counts converge on resync.
-        """
-        created = await self.store.create(user_id, data)
-        self.metrics.created.inc()
-        await self.signal(user_id, created.id, created.count, created.rev)
-        return created
-
-    async def create_notifications(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
-        """Store several notifications all or nothing, then signal each user once."""
-        created = await self.store.create_many(items)
-        self.metrics.created.inc(len(created))
-        last = {user_id: c for (user_id, _), c in zip(items, created, strict=True)}
-        for user_id, c in last.items():
-            await self.signal(user_id, None, c.count, c.rev)
-        return created
-
-    async def resync_user(self, user_id: str) -> int:
-        """Raise the user's rev and have every node push the true count (``resync``)."""
-        rev = await self.store.bump_rev(user_id)
-        await self.signal(user_id, None)
-        return rev
-
-    async def signal(
-        self,
-        user_id: str,
-        notification_id: str | None,
-        count: int | None = None,
-        rev: int | None = None,
-    ) -> None:
-        """Announce a change of the user's unseen set, as the Python publisher does."""
-        payload = signal_payload(user_id, notification_id, count, rev)
-        await self.sio.emit(EV_SIGNAL, payload, room=user_room(user_id), namespace=NAMESPACE)
 
     def _on_signal(
         self, user_id: str, notification_id: str | None, unseen: UnseenCount | None

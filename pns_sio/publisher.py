@@ -31,10 +31,10 @@ import socketio
 
 from . import schemas
 from .errors import SettingsError
+from .notifier import Notifier
 from .settings import publisher_options
 from .store import JSONObject, open_store
 from .store.guarded import GuardedStore
-from .wire import EV_SIGNAL, NAMESPACE, signal_payload, user_room
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,9 @@ class Publisher:
                     )
         return self._store
 
+    async def _notifier(self) -> Notifier:
+        return Notifier(await self._open(), self._manager.emit)
+
     def _check(self, user_id: Any, data: Any) -> tuple[str, JSONObject]:
         return schemas.user_id(user_id), schemas.notification_data(
             data, self.max_notification_bytes
@@ -107,18 +110,12 @@ class Publisher:
         ``StoreUnavailable``: then nothing was stored or signalled.
         """
         uid, checked = self._check(user_id, data)
-        created = await (await self._open()).create(uid, checked)
-        await self._signal(uid, created.id, created.count, created.rev)
-        return created.id
+        return (await (await self._notifier()).create(uid, checked)).id
 
     async def notify_many(self, items: list[tuple[str | int, JSONObject]]) -> list[str]:
         """Store several notifications all or nothing, then signal each user once."""
         checked = [self._check(uid, data) for uid, data in items]
-        created = await (await self._open()).create_many(checked)
-        last = {uid: c for (uid, _), c in zip(checked, created, strict=True)}
-        for uid, c in last.items():
-            await self._signal(uid, None, c.count, c.rev)
-        return [c.id for c in created]
+        return [c.id for c in await (await self._notifier()).create_many(checked)]
 
     async def announce(self, user_id: str | int, notification_id: str) -> None:
         """Signal a notification the application inserted into the store itself.
@@ -126,29 +123,14 @@ class Publisher:
         Raises the user's ``rev`` first (docs/protocol.md): the insert changed
         the unseen set.
         """
-        uid = schemas.user_id(user_id)
-        await (await self._open()).bump_rev(uid)
-        await self._signal(uid, notification_id)
+        await (await self._notifier()).announce(schemas.user_id(user_id), notification_id)
 
     async def resync(self, user_id: str | int) -> int:
         """Raise the user's rev and have every node push the true count; return the rev.
 
         For applications that delete or mark notifications themselves.
         """
-        uid = schemas.user_id(user_id)
-        rev = await (await self._open()).bump_rev(uid)
-        await self._signal(uid, None)
-        return rev
-
-    async def _signal(
-        self,
-        user_id: str,
-        notification_id: str | None,
-        count: int | None = None,
-        rev: int | None = None,
-    ) -> None:
-        payload = signal_payload(user_id, notification_id, count, rev)
-        await self._manager.emit(EV_SIGNAL, payload, room=user_room(user_id), namespace=NAMESPACE)
+        return await (await self._notifier()).announce(schemas.user_id(user_id), None)
 
     async def close(self) -> None:
         """Close the store and the Redis connection; idempotent."""
