@@ -158,12 +158,25 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)
 
+        # Nodes starting together on a new file race to switch it to WAL and
+        # create the tables; SQLite answers "locked" at once there (its busy
+        # handler is skipped where waiting could deadlock), so retry until
+        # the timeout.
+        deadline = time.monotonic() + timeout
+        delay = 0.02
         try:
-            await store._writer.run(prepare)
+            while True:
+                try:
+                    await store._writer.run(prepare)
+                    return store
+                except StoreUnavailable:
+                    if time.monotonic() + delay > deadline:
+                        raise
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
         except BaseException:
             await store.close()
             raise
-        return store
 
     async def create(self, user_id: str, data: JSONObject) -> Created:
         return (await self.create_many([(user_id, data)]))[0]
