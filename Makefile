@@ -40,8 +40,8 @@ $(MONGO_VENV)/.installed:
 mongo-venv: $(MONGO_VENV)/.installed
 
 test: $(BIN)/.installed system-deps mongo-venv
-	$(BIN)/ruff check pns_sio tests examples
-	$(BIN)/ruff format --check pns_sio tests examples
+	$(BIN)/ruff check pns_sio tests examples bench
+	$(BIN)/ruff format --check pns_sio tests examples bench
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory js-bundle-check

@@ -242,7 +242,9 @@ if "gclog" in VARIANTS:
             return
         ms = (time.perf_counter() - _gc_start[0]) * 1000
         if ms > 5:
-            print(f"gc: generation {info['generation']} took {ms:.1f} ms", file=sys.stderr, flush=True)
+            print(
+                f"gc: generation {info['generation']} took {ms:.1f} ms", file=sys.stderr, flush=True
+            )
 
     gc.callbacks.append(_gc_probe)
 
