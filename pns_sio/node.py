@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -179,6 +180,9 @@ class Node:
         return purged
 
     async def _purge_periodically(self) -> None:
+        # The first pass waits a while (with jitter): a retention of days loses
+        # nothing by it, and nodes started together do not all write at once.
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS * (0.5 + random.random() / 2))
         while True:
             try:
                 await self.purge_expired()

@@ -31,9 +31,6 @@ class TaskOwner:
         if not task.cancelled() and task.exception() is not None:
             logger.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
-    def __len__(self) -> int:
-        return len(self._tasks)
-
     async def close(self, timeout: float = 5.0) -> None:
         """Cancel every task and wait (bounded) for them to end; idempotent."""
         self._closed = True

@@ -15,15 +15,9 @@ from .conftest import API_TOKEN, notify
 from .support.devices import ConnectRefused
 from .support.nodes import node_settings
 from .support.raw import RawClient
+from .support.waiting import eventually
 
 SECRET = "abuse-tests-secret-0123456789abcdef"
-
-
-async def eventually(predicate, timeout: float = 10.0) -> None:
-    """Poll server-side state that has no event to await (short interval, hard deadline)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - remote state, no event to await
-            await asyncio.sleep(0.02)
 
 
 async def test_events_past_the_rate_are_refused_and_the_connection_stays(start_node, connect):

@@ -8,6 +8,7 @@ import pytest
 
 from .conftest import ConnectDevice, StartNode, notify
 from .support.outages import sqlite_write_locked
+from .support.waiting import eventually
 
 
 def error_code(answer: dict) -> str:
@@ -83,7 +84,7 @@ async def test_disconnect_before_ack_marks_nothing_and_redelivers(node, connect,
         await fetching
     await first.sio.shutdown()
     assert await unseen(node, "42") == 1
-    assert node.node.realtime.connections == {}
+    await eventually(lambda: node.node.realtime.connections == {})
     assert sid not in node.node.sio.manager.callbacks
     again = await connect(node, "42")
     await again.wait_count(1)
