@@ -79,7 +79,7 @@ async def main(tname, users, posts_rate, fetch_s, one_node=False, spy=False, var
             if spy:
                 ps = win["py_spy"]
                 print(" spy samples", ps["samples"])
-                for x in ps["inclusive_pct"][:45]:
+                for x in ps["main_inclusive_pct"][:45]:
                     print("   ", x)
         finally:
             await b.pool.all("close")

@@ -1,8 +1,9 @@
 """SQLite store: the embedded default (one file, WAL mode, several processes may share it).
 
-sqlite3 blocks, so every call runs on a worker thread that owns its own
-connection: one thread for writes (SQLite has one writer anyway) and one for
-reads, which WAL lets run beside the writer.
+sqlite3 blocks, so every call runs on a thread that owns its own connection
+(``sqlite_worker``): one for writes (SQLite has one writer anyway), which
+commits the writes waiting together in one transaction, and one for reads,
+which WAL lets run beside the writer.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from bson import ObjectId
 
@@ -30,8 +29,7 @@ from . import (
     Notification,
     UnseenCount,
 )
-
-T = TypeVar("T")
+from .sqlite_worker import SQLiteThread
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -84,58 +82,6 @@ def _from_text(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-class _Worker:
-    """One thread and the connection it owns."""
-
-    def __init__(self, path: str, timeout: float, name: str) -> None:
-        self._path = path
-        self._timeout = timeout
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._conn: sqlite3.Connection | None = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            # isolation_level=None: we write BEGIN/COMMIT ourselves.
-            conn = sqlite3.connect(
-                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn = conn
-        return self._conn
-
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        # A job that waited in the queue past the timeout does not start: its
-        # caller has been told "unavailable", so it must not write after all.
-        deadline = time.monotonic() + self._timeout
-
-        def call() -> T:
-            if time.monotonic() > deadline:
-                raise sqlite3.OperationalError("timed out waiting for the database thread")
-            conn = self._connection()
-            try:
-                return fn(conn)
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, call)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"the notification store is unavailable ({exc})") from exc
-
-    def close(self) -> None:
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        self._executor.submit(shut).result()
-        self._executor.shutdown(wait=True)
-
-
 class SQLiteStore:
     """``NotificationStore`` over one SQLite file."""
 
@@ -144,8 +90,8 @@ class SQLiteStore:
 
     def __init__(self, path: str, timeout: float) -> None:
         self.path = path
-        self._writer = _Worker(path, timeout, "pns-sqlite-w")
-        self._reader = _Worker(path, timeout, "pns-sqlite-r")
+        self._writer = SQLiteThread(path, timeout, "pns-sqlite-w", writer=True)
+        self._reader = SQLiteThread(path, timeout, "pns-sqlite-r", writer=False)
 
     @classmethod
     async def open(cls, url: str, *, timeout: float = 5.0) -> SQLiteStore:
@@ -167,7 +113,7 @@ class SQLiteStore:
         try:
             while True:
                 try:
-                    await store._writer.run(prepare)
+                    await store._writer.run(prepare, alone=True)
                     return store
                 except StoreUnavailable:
                     if time.monotonic() + delay > deadline:
@@ -190,8 +136,8 @@ class SQLiteStore:
         ]
 
         def write(conn: sqlite3.Connection) -> list[Created]:
-            # One transaction: every record and the revs commit together, or nothing.
-            conn.execute("BEGIN IMMEDIATE")
+            # One transaction (the writer's): every record and the revs commit
+            # together, or nothing.
             conn.executemany(INSERT_NOTIFICATION, [(n, u, b, stamp) for n, u, b in rows])
             after: dict[str, tuple[int, int]] = {}
             for user_id in dict.fromkeys(u for _, u, _ in rows):
@@ -200,7 +146,6 @@ class SQLiteStore:
                 # the nodes can send it as is instead of each asking again.
                 count = conn.execute(COUNT_UNSEEN, (user_id,)).fetchone()[0]
                 after[user_id] = (rev, int(count))
-            conn.execute("COMMIT")
             return [
                 Created(id=n, created_at=created_at, rev=after[u][0], count=after[u][1])
                 for n, u, _ in rows
@@ -238,7 +183,6 @@ class SQLiteStore:
         seen_at = _to_text(_now())
 
         def write(conn: sqlite3.Connection) -> Marked:
-            conn.execute("BEGIN IMMEDIATE")
             changed = 0
             # Chunks keep each statement under SQLite's bound-parameter limit.
             for start in range(0, len(unique), 500):
@@ -259,7 +203,6 @@ class SQLiteStore:
                     "SELECT rev FROM pns_users WHERE user_id = ?", (user_id,)
                 ).fetchone()
                 rev = int(row[0]) if row else 0
-            conn.execute("COMMIT")
             return Marked(changed=changed, rev=rev, count=count)
 
         return await self._writer.run(write)
@@ -299,7 +242,6 @@ class SQLiteStore:
         now = _now()
 
         def write(conn: sqlite3.Connection) -> Claim:
-            conn.execute("BEGIN IMMEDIATE")
             row = conn.execute(
                 "SELECT fingerprint, response, created_at FROM pns_idempotency WHERE key = ?",
                 (key,),
@@ -311,7 +253,6 @@ class SQLiteStore:
                     " created_at) VALUES (?, ?, NULL, ?)",
                     (key, fingerprint, _to_text(now)),
                 )
-            conn.execute("COMMIT")
             return claim
 
         return await self._writer.run(write)
@@ -337,9 +278,9 @@ class SQLiteStore:
         await self._reader.run(read)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._close_workers)
+        await asyncio.to_thread(self._close_threads)
 
-    def _close_workers(self) -> None:
+    def _close_threads(self) -> None:
         self._reader.close()
         self._writer.close()
 

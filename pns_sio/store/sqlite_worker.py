@@ -1,0 +1,233 @@
+"""The thread that owns one SQLite connection and runs the store's calls in batches.
+
+sqlite3 blocks, so calls run off the event loop. Handing each call to a
+thread and back costs more than most of them take (a count or an insert is
+tens of microseconds), so the thread takes every job that is waiting at once:
+
+- a writer runs the waiting jobs in one transaction (group commit), each in
+  its own savepoint so one job's failure undoes only that job; one lock
+  round and one WAL commit serve the whole batch, which matters most when
+  several processes share the file;
+- a reader runs them one after another on its connection;
+- either way the results go back to the loop in one wake-up per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ..errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BATCH_MAX = 64  # jobs per transaction: bounds how long one batch holds the write lock
+
+
+@dataclass(slots=True)
+class _Job(Generic[T]):
+    fn: Callable[[sqlite3.Connection], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+    deadline: float
+    alone: bool  # runs outside any batch transaction (PRAGMA journal_mode, schema)
+    result: Any = None
+    error: BaseException | None = field(default=None)
+
+
+class SQLiteThread:
+    """One thread, the connection it owns, and the queue of jobs it runs."""
+
+    def __init__(self, path: str, timeout: float, name: str, *, writer: bool) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._writer = writer
+        self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, alone: bool = False) -> T:
+        """Run ``fn(connection)`` on the thread. A writer runs it inside a transaction
+        (``alone``: outside one, by itself); sqlite3 errors become ``StoreUnavailable``."""
+        if self._closed:
+            raise StoreUnavailable("the notification store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        # A job that waited in the queue past the timeout does not start: its
+        # caller has been told "unavailable", so it must not write after all.
+        self._jobs.put(_Job(fn, future, loop, time.monotonic() + self._timeout, alone))
+        try:
+            return await future
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the notification store is unavailable ({exc})") from exc
+
+    def close(self) -> None:
+        """Finish the queued jobs, close the connection and end the thread (blocks)."""
+        if not self._closed:
+            self._closed = True
+            self._jobs.put(None)
+        self._thread.join()
+
+    # -- on the thread -----------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is None:
+                    return
+                batch = [first]
+                stop = False
+                while len(batch) < BATCH_MAX:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        stop = True
+                        break
+                    batch.append(job)
+                self._run_batch(batch)
+                _settle_all(batch)
+                if stop:
+                    return
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # isolation_level=None: we write BEGIN/COMMIT ourselves.
+            conn = sqlite3.connect(
+                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn = conn
+        return self._conn
+
+    def _run_batch(self, batch: list[_Job[Any]]) -> None:
+        together: list[_Job[Any]] = []
+        for job in batch:
+            if self._writer and not job.alone:
+                together.append(job)
+                continue
+            if together:
+                self._transaction(together)
+                together = []
+            if _may_start(job):
+                self._one(job)
+        if together:
+            self._transaction(together)
+
+    def _one(self, job: _Job[Any]) -> None:
+        try:
+            conn = self._connection()
+            try:
+                job.result = job.fn(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except Exception as exc:  # handed to the caller, who re-raises it
+            job.error = exc
+
+    def _transaction(self, jobs: list[_Job[Any]]) -> None:
+        jobs = [job for job in jobs if _may_start(job)]
+        if not jobs:
+            return
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for job in jobs:
+                job.error = exc
+            return
+        done: list[_Job[Any]] = []
+        for job in jobs:
+            # Checked again: an earlier job of the batch may have run long.
+            if not _may_start(job):
+                continue
+            try:
+                conn.execute("SAVEPOINT job")
+                job.result = job.fn(conn)
+                conn.execute("RELEASE job")
+                done.append(job)
+            except Exception as exc:
+                job.error = exc
+                if not _undo_savepoint(conn):
+                    # SQLite rolled the whole transaction back (disk full, I/O
+                    # error): nothing of this batch was written.
+                    for other in done:
+                        other.error = exc
+                    return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            for job in done:
+                job.error = exc
+
+
+def _may_start(job: _Job[Any]) -> bool:
+    """False for a job whose caller gave up: cancelled, or queued past the timeout."""
+    if job.future.cancelled():
+        return False
+    if time.monotonic() > job.deadline:
+        job.error = sqlite3.OperationalError("timed out waiting for the database thread")
+        return False
+    return True
+
+
+def _undo_savepoint(conn: sqlite3.Connection) -> bool:
+    """Undo the failed job's savepoint; False when the transaction is gone."""
+    if not conn.in_transaction:
+        return False
+    try:
+        conn.execute("ROLLBACK TO job")
+        conn.execute("RELEASE job")
+    except sqlite3.Error:
+        _rollback(conn)
+        return False
+    return True
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            logger.warning("sqlite rollback failed", exc_info=True)
+
+
+def _settle_all(batch: list[_Job[Any]]) -> None:
+    """Hand the results to their loops: one wake-up per loop per batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
+    for job in batch:
+        by_loop.setdefault(job.loop, []).append(job)
+    for loop, jobs in by_loop.items():
+        # A closed loop raises RuntimeError: nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, jobs)
+
+
+def _settle(jobs: list[_Job[Any]]) -> None:
+    for job in jobs:
+        if job.future.done():
+            continue
+        if job.error is not None:
+            job.future.set_exception(job.error)
+        else:
+            job.future.set_result(job.result)
