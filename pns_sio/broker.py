@@ -29,6 +29,7 @@ import socketio
 from redis import asyncio as aioredis
 from socketio.redis_manager import parse_redis_sentinel_url
 
+from . import jsoncodec
 from .store import UnseenCount
 from .wire import EV_SIGNAL, NAMESPACE, USER_ROOM_PREFIX
 
@@ -181,7 +182,7 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
     def __init__(
         self, url: str, *, channel: str = "socketio", publish_timeout: float = 2.0
     ) -> None:
-        super().__init__(url, channel=channel)
+        super().__init__(url, channel=channel, json=jsoncodec)
         self._init_hooks(subscribed=False)
         self.publish_timeout = publish_timeout
         self.subscribed = False

@@ -14,7 +14,7 @@ import logging
 import logging.config
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import SettingsError, StoreUnavailable
@@ -119,7 +119,24 @@ def serve(settings: Settings) -> None:
     _configure_logging(settings.log_level)
     if settings.demo:
         logger.warning(DEMO_WARNING)
-    asyncio.run(_serve(settings))
+    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+        runner.run(_serve(settings))
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (``auto``) or asked for; None: asyncio's own loop.
+
+    uvloop's transports and scheduling are in C: about a sixth less CPU per
+    delivery in bench/experiments/fetch.py."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise SettingsError("PNS_EVENT_LOOP=uvloop: uvloop is not installed") from None
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve(settings: Settings) -> None:
@@ -136,6 +153,7 @@ async def _serve(settings: Settings) -> None:
         site = web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG)
         await site.start()
         tune_gc()
+        logger.info("event loop: %s", type(asyncio.get_running_loop()).__module__)
         url = f"http://{settings.host}:{settings.port}"
         shown = url.replace("0.0.0.0", "127.0.0.1")
         demo = f" (demo page: {shown}/demo)" if settings.demo else ""

@@ -15,6 +15,7 @@ from typing import Any
 
 import socketio
 
+from . import jsoncodec
 from .auth import build_authenticator
 from .broker import LocalBroker, RedisBroker
 from .counts import CountService
@@ -94,6 +95,8 @@ class Node:
             max_http_buffer_size=settings.max_message_bytes,
             logger=False,
             engineio_logger=False,
+            # Note: python-socketio sets this on its Packet class, for the process.
+            json=jsoncodec,
         )
         # The backends give up after store_timeout themselves (cleanly, nothing
         # written); the guard is the backstop for a driver that hangs anyway.

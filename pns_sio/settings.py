@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from .errors import SettingsError
 
 AUTH_MODES = ("jwt", "session", "forward")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 JWT_ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256")
 JWT_HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 
@@ -70,6 +71,7 @@ class Settings:
     demo: bool = False
     demo_public: bool = False
     log_level: str = "INFO"
+    event_loop: str = "auto"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -231,6 +233,7 @@ _ENV: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     "demo": (_bool, ("PNS_DEMO",)),
     "demo_public": (_bool, ("PNS_DEMO_PUBLIC",)),
     "log_level": (_text, ("PNS_LOG_LEVEL",)),
+    "event_loop": (_text, ("PNS_EVENT_LOOP",)),
 }
 _FIELDS = {f.name for f in dataclasses.fields(Settings)}
 
@@ -326,6 +329,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError(
             f"PNS_LOG_LEVEL={s.log_level!r}: expected DEBUG, INFO, WARNING or ERROR"
         )
+    if s.event_loop not in EVENT_LOOPS:
+        raise SettingsError(f"PNS_EVENT_LOOP={s.event_loop!r}: expected auto, uvloop or asyncio")
     if s.allowed_origins is not None:
         for origin in s.allowed_origins:
             parts = urlsplit(origin)

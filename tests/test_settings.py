@@ -82,6 +82,7 @@ def test_demo_binds_to_loopback_unless_told_otherwise() -> None:
         ({"PNS_AUTH": "session"}, [], "PNS_AUTH='session' needs PNS_SESSION_SECRET"),
         ({**AUTH, "PNS_AUTH": "ldap"}, [], "PNS_AUTH='ldap'"),
         ({**AUTH, "PNS_JWT_ALGORITHM": "none"}, [], "PNS_JWT_ALGORITHM='none'"),
+        ({**AUTH, "PNS_EVENT_LOOP": "trio"}, [], "PNS_EVENT_LOOP='trio'"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_variable(env, argv, message) -> None:

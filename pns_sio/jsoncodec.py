@@ -1,0 +1,50 @@
+"""JSON for the wire: orjson where it gives the standard library's result, the
+standard library everywhere else.
+
+python-socketio encodes every packet and the Redis manager every message with
+the ``json`` object it is given; orjson does it several times faster. What
+orjson refuses (non-string keys, integers past 64 bits on the way out) or
+reads differently (it turns integers past 64 bits into floats) goes to the
+standard library, so what a client may send and what PNS answers do not change;
+the one difference: a non-finite float is written ``null`` (as JavaScript's
+JSON.stringify does) where the stdlib writes ``Infinity``, which browsers refuse.
+"""
+
+from __future__ import annotations
+
+import json as _std
+import re
+from typing import Any
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; kept optional for odd platforms
+    orjson = None  # type: ignore[assignment]
+
+FAST = orjson is not None
+
+# 19 digits in a row may be an integer orjson would read as a float; rare
+# enough (and then only slower) to send the whole text to the stdlib.
+_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    if orjson is not None and not kwargs.get("indent"):
+        try:
+            return orjson.dumps(obj).decode()
+        except TypeError:  # orjson.JSONEncodeError: something only the stdlib encodes
+            pass
+    return _std.dumps(obj, **kwargs)
+
+
+def loads(text: str | bytes, **kwargs: Any) -> Any:
+    if orjson is not None and not kwargs:
+        long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
+        if long_digits.search(text) is not None:  # type: ignore[arg-type]
+            return _std.loads(text)
+        try:
+            return orjson.loads(text)
+        except ValueError:  # orjson.JSONDecodeError
+            pass
+    return _std.loads(text, **kwargs)
