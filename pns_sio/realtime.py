@@ -101,6 +101,7 @@ class Realtime:
         # Set whenever no fetch is waiting for its acknowledgement (drain waits on it).
         self._no_fetch_in_flight = asyncio.Event()
         self._no_fetch_in_flight.set()
+        self._fetches_in_flight = 0
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on(EV_FETCH, self.on_fetch)
@@ -181,8 +182,6 @@ class Realtime:
             del self.per_user[conn.user_id]
         if conn.expiry is not None:
             conn.expiry.cancel()
-        if conn.fetching and not any(c.fetching for c in self.connections.values()):
-            self._no_fetch_in_flight.set()
         if conn.pending_ack is not None and not conn.pending_ack.done():
             conn.pending_ack.set_exception(ClientGone())
 
@@ -202,6 +201,7 @@ class Realtime:
             if not self.accepting:
                 raise NodeStopping()
             conn.fetching = True
+            self._fetches_in_flight += 1
             self._no_fetch_in_flight.clear()
             try:
                 result = await self.delivery.fetch(
@@ -209,7 +209,8 @@ class Realtime:
                 )
             finally:
                 conn.fetching = False
-                if not any(c.fetching for c in self.connections.values()):
+                self._fetches_in_flight -= 1
+                if not self._fetches_in_flight:
                     self._no_fetch_in_flight.set()
         except ClientGone:
             self.metrics.fetches.labels("client_gone").inc()

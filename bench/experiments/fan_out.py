@@ -50,7 +50,7 @@ async def main(tname, variant, users, rates, step_s, spy, deflate):
                 )
                 if spy:
                     ps = st["py_spy"]
-                    print("   self by file:", ps["self_by_file_pct"][:25])
+                    print("   self by file:", ps["main_self_by_file_pct"][:25])
         finally:
             await b.pool.all("close")
             for w in b.pool.workers:

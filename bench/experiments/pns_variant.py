@@ -24,6 +24,8 @@ proposed server change would buy before anyone edits the server.
 - gclog:     log every cyclic-GC pass longer than 5 ms to stderr (a probe, changes nothing).
 - switch:    sys.setswitchinterval(0.0005): a thread waiting for the GIL (the SQLite
              threads) gets it after 0.5 ms instead of 5 ms while the event loop is busy.
+- tracemalloc: trace allocations; each SIGUSR1 writes the growth since the previous one,
+             by source line, to $BENCH_TRACEMALLOC_OUT (a probe for RSS per connection).
 - redisver:  cache redis-py's get_lib_version(): redis-py 8 calls importlib.metadata.version()
              for every new connection it opens.
 
@@ -50,6 +52,7 @@ KNOWN = {
     "gctune",
     "gclog",
     "switch",
+    "tracemalloc",
 }
 if VARIANTS - KNOWN:
     sys.exit(f"pns_variant: unknown variant(s) {sorted(VARIANTS - KNOWN)}; known: {sorted(KNOWN)}")
@@ -256,6 +259,33 @@ if "gctune" in VARIANTS:
 
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+if "tracemalloc" in VARIANTS:
+    import signal
+    import tracemalloc
+
+    tracemalloc.start(1)
+    _snapshots: list[Any] = []
+
+    def _dump(signum: int, frame: Any) -> None:
+        snap = tracemalloc.take_snapshot()
+        out = os.environ.get("BENCH_TRACEMALLOC_OUT", "tracemalloc.txt")
+        with open(out, "a") as f:
+            if _snapshots:
+                stats = snap.compare_to(_snapshots[-1], "lineno")
+                total = sum(s.size_diff for s in stats)
+                print(f"== growth since the previous snapshot: {total / 1024:.0f} KiB", file=f)
+                for stat in stats[:60]:
+                    print(stat, file=f)
+                by_file = snap.compare_to(_snapshots[-1], "filename")
+                print("== growth by file", file=f)
+                for stat in by_file[:40]:
+                    print(stat, file=f)
+            else:
+                print("== first snapshot", file=f)
+        _snapshots.append(snap)
+
+    signal.signal(signal.SIGUSR1, _dump)
 
 if "switch" in VARIANTS:
     sys.setswitchinterval(0.0005)

@@ -75,7 +75,7 @@ def _now() -> datetime:
 
 def _to_text(moment: datetime) -> str:
     # Fixed width, always UTC: text order is time order, so ORDER BY works on it.
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _from_text(text: str) -> datetime:
