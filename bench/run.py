@@ -387,7 +387,8 @@ def mdelta(after: dict[str, float], before: dict[str, float], key: str) -> float
 
 
 Q_UNSEEN = 'pns_store_queries_total{op="unseen"}'
-Q_CREATE = 'pns_store_queries_total{op="create"}'
+# Notifications, not store calls: PNS stores HTTP creates with create_many, the peer with create.
+Q_CREATED = "pns_notifications_created_total"
 
 
 def store_queries(m: dict[str, float]) -> dict[str, float]:
@@ -852,7 +853,7 @@ class Bench:
                 if spy:
                     step["py_spy"] = await self.finish_py_spy(*spy)
                 m1 = await node.metrics(self.http)
-                created = mdelta(m1, m0, Q_CREATE) or 1
+                created = mdelta(m1, m0, Q_CREATED) or 1
                 step["store_queries"] = {
                     k: v - store_queries(m0).get(k, 0) for k, v in store_queries(m1).items()
                 }

@@ -21,7 +21,9 @@ proposed server change would buy before anyone edits the server.
              a mass disconnect is O(n^2). Keep a sid -> rooms index instead.
 - gctune:    gc.freeze() after start-up and a higher gen-0 threshold (50,000), so the cyclic
              collector does not walk every connection's objects in long pauses.
-- gclog:     log every cyclic-GC pass longer than 5 ms to stderr (a probe, changes nothing).
+- gclog:     log every cyclic-GC pass longer than 5 ms to stderr, and every 5 s the passes,
+             milliseconds and objects freed per generation (a probe, changes nothing).
+- gcwhat:    every 25th young-generation pass, log what it is about to walk, by type.
 - switch:    sys.setswitchinterval(0.0005): a thread waiting for the GIL (the SQLite
              threads) gets it after 0.5 ms instead of 5 ms while the event loop is busy.
 - tracemalloc: trace allocations; each SIGUSR1 writes the growth since the previous one,
@@ -53,6 +55,7 @@ KNOWN = {
     "gclog",
     "switch",
     "tracemalloc",
+    "gcwhat",
 }
 if VARIANTS - KNOWN:
     sys.exit(f"pns_variant: unknown variant(s) {sorted(VARIANTS - KNOWN)}; known: {sorted(KNOWN)}")
@@ -241,18 +244,69 @@ if "gclog" in VARIANTS:
     import time
 
     _gc_start: list[float] = [0.0]
+    # per generation: passes, ms, objects collected, since the last summary line
+    _gc_sum: dict[int, list[float]] = {0: [0, 0.0, 0], 1: [0, 0.0, 0], 2: [0, 0.0, 0]}
+    _gc_last = [time.monotonic()]
 
     def _gc_probe(phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             _gc_start[0] = time.perf_counter()
             return
         ms = (time.perf_counter() - _gc_start[0]) * 1000
+        gen = info["generation"]
+        row = _gc_sum[gen]
+        row[0] += 1
+        row[1] += ms
+        row[2] += info.get("collected", 0)
         if ms > 5:
-            print(
-                f"gc: generation {info['generation']} took {ms:.1f} ms", file=sys.stderr, flush=True
+            print(f"gc: generation {gen} took {ms:.1f} ms", file=sys.stderr, flush=True)
+        now = time.monotonic()
+        if now - _gc_last[0] >= 5:
+            parts = " ".join(
+                f"gen{g}: {int(r[0])} passes {r[1]:.0f} ms {int(r[2])} freed"
+                for g, r in _gc_sum.items()
             )
+            print(
+                f"gcsum: {now:.1f} over {now - _gc_last[0]:.1f} s: {parts};"
+                f" counts {gc.get_count()} frozen {gc.get_freeze_count()}",
+                file=sys.stderr,
+                flush=True,
+            )
+            _gc_last[0] = now
+            for r in _gc_sum.values():
+                r[:] = [0, 0.0, 0]
 
     gc.callbacks.append(_gc_probe)
+
+if "gcwhat" in VARIANTS:
+    import collections
+    import gc
+
+    _what_n = [0]
+
+    def _gc_what(phase: str, info: dict[str, Any]) -> None:
+        # Every 25th young-generation pass: what the pass is about to walk, by type.
+        if phase != "start" or info["generation"] != 0:
+            return
+        _what_n[0] += 1
+        if _what_n[0] % 25:
+            return
+        young = gc.get_objects(generation=0)
+        by_type: collections.Counter[str] = collections.Counter()
+        refs: collections.Counter[str] = collections.Counter()
+        for obj in young:
+            name = type(obj).__qualname__
+            by_type[name] += 1
+            refs[name] += len(gc.get_referents(obj))
+        print(
+            f"gcwhat: {len(young)} young objects, {sum(refs.values())} references;"
+            f" by count {by_type.most_common(12)}; by references {refs.most_common(8)}",
+            file=sys.stderr,
+            flush=True,
+        )
+        del young
+
+    gc.callbacks.append(_gc_what)
 
 if "gctune" in VARIANTS:
     import gc
