@@ -12,10 +12,11 @@ import asyncio
 import gc
 import logging
 import logging.config
+import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import SettingsError, StoreUnavailable
 from .settings import Settings, env_variables, flag_names, parse_flag
@@ -164,10 +165,25 @@ async def _serve(settings: Settings) -> None:
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         logger.info("signal received: stopping (grace %gs)", settings.shutdown_grace)
-        # The listener still answers while draining: /readyz says 503 first.
-        await app[NODE].drain(settings.shutdown_grace)
+        # The listener still answers while draining: /readyz says 503 first. It
+        # closes before the clients are sent away: a storm of refused
+        # reconnects to this node doubled its stop time with 10,000 devices.
+        await app[NODE].drain(settings.shutdown_grace, before_goodbye=site.stop)
     finally:
         await runner.cleanup()
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End the process after a clean stop, skipping the interpreter's teardown.
+
+    By now the store, the broker and every connection are closed. Teardown would
+    only free the connections' objects one by one: 5 s with 10,000 connections
+    (measured with bench/experiments/sigterm.py), in a rolling restart's way.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         serve(settings)
+        exit_without_teardown(0)
     except SettingsError as exc:
         print(f"pns: {exc}", file=sys.stderr)
         return 2

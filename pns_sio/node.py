@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -193,14 +194,18 @@ class Node:
                 logger.warning("retention: the store is unavailable; next try in an hour")
             await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
-    async def drain(self, grace: float) -> None:
+    async def drain(
+        self, grace: float, *, before_goodbye: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         """First half of a graceful stop, while the listener still answers.
 
         ``/readyz`` turns 503 and new connections and fetches are refused
         (``unavailable``); fetches waiting for an acknowledgement get up to
         ``grace`` seconds to finish (what is acknowledged is marked seen);
-        then every client is told to reconnect elsewhere (``pns:disconnect``,
-        ``shutdown``) and disconnected. Idempotent.
+        then ``before_goodbye`` runs (``pns serve`` closes its listener there,
+        so clients told to go do not come straight back to a node that
+        refuses them) and every client is told to reconnect elsewhere
+        (``pns:disconnect``, ``shutdown``) and disconnected. Idempotent.
         """
         if self._drained:
             return
@@ -209,6 +214,8 @@ class Node:
         logger.info("stopping: draining %d connections", len(self.realtime.connections))
         await self.realtime.drain(grace)
         await self.realtime.close_all()
+        if before_goodbye is not None:
+            await before_goodbye()
         await self._disconnect_clients()
 
     async def stop(self) -> None:
