@@ -23,6 +23,7 @@ proposed server change would buy before anyone edits the server.
              collector does not walk every connection's objects in long pauses.
 - gclog:     log every cyclic-GC pass longer than 5 ms to stderr, and every 5 s the passes,
              milliseconds and objects freed per generation (a probe, changes nothing).
+- eager:     Python 3.12+: the loop's task factory is asyncio.eager_task_factory.
 - gcwhat:    every 25th young-generation pass, log what it is about to walk, by type.
 - switch:    sys.setswitchinterval(0.0005): a thread waiting for the GIL (the SQLite
              threads) gets it after 0.5 ms instead of 5 ms while the event loop is busy.
@@ -56,6 +57,7 @@ KNOWN = {
     "switch",
     "tracemalloc",
     "gcwhat",
+    "eager",
 }
 if VARIANTS - KNOWN:
     sys.exit(f"pns_variant: unknown variant(s) {sorted(VARIANTS - KNOWN)}; known: {sorted(KNOWN)}")
@@ -277,6 +279,21 @@ if "gclog" in VARIANTS:
                 r[:] = [0, 0.0, 0]
 
     gc.callbacks.append(_gc_probe)
+
+if "eager" in VARIANTS:
+    # Python 3.12+: tasks run at once until their first suspension (python-socketio makes a
+    # task per recipient of an emit, and most finish without ever suspending).
+    import asyncio as _asyncio
+
+    from pns_sio import cli as _cli
+
+    _tune = _cli.tune_gc
+
+    def _tune_and_eager() -> None:
+        _tune()
+        _asyncio.get_running_loop().set_task_factory(_asyncio.eager_task_factory)  # type: ignore[attr-defined]
+
+    _cli.tune_gc = _tune_and_eager
 
 if "gcwhat" in VARIANTS:
     import collections
