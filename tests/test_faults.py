@@ -175,6 +175,24 @@ async def test_sigterm_drains_finishes_acks_in_flight_and_sends_clients_elsewher
     await reader.connect(a.url, auth={"user_id": "42"})
     await idle.connect(a.url, auth={"user_id": "42"})
     await watcher.connect(b.url, auth={"user_id": "42"})
+    # A client told to go that comes straight back must find the door shut (refused by
+    # the OS), not a node that spends its stop refusing handshakes.
+    prober = make_device(name="prober")
+    back: list[str] = []
+    probed = asyncio.Event()
+
+    async def come_straight_back(data: dict[str, Any]) -> None:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", a.port)
+        except ConnectionRefusedError:
+            back.append("refused")
+        else:
+            writer.close()
+            back.append("accepted")
+        probed.set()
+
+    prober.sio.on(EV_DISCONNECT, come_straight_back)
+    await prober.connect(a.url, auth={"user_id": "7"})
     ids = [await create(http, b, "42", n) for n in range(2)]
     for device in (reader, idle, watcher):
         await device.wait_count(2)
@@ -206,6 +224,9 @@ async def test_sigterm_drains_finishes_acks_in_flight_and_sends_clients_elsewher
     for device in (reader, idle):
         await device.until(lambda d=device: d.disconnected.is_set(), WAIT)
         assert bye in device.events
+    async with asyncio.timeout(WAIT):
+        await probed.wait()
+    assert back == ["refused"]
     assert await a.wait(EXIT_BOUND) == 0
     assert "Traceback" not in a.tail()
     print(f"SIGTERM to exit: {time.monotonic() - terminated:.2f}s")
