@@ -65,6 +65,17 @@ async def test_a_job_that_raises_rolls_back_its_own_statements(
     assert _keys(str(tmp_path / "t.db")) == ["x", "y"]
 
 
+async def test_a_lone_job_that_raises_leaves_nothing(db: SQLiteThread, tmp_path: Path) -> None:
+    def half_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t (k) VALUES ('half')")
+        raise ValueError("changed my mind")
+
+    with pytest.raises(ValueError):
+        await db.run(half_then_fail)
+    assert await db.run(_insert("next")) == "next"
+    assert _keys(str(tmp_path / "t.db")) == ["next"]
+
+
 async def test_many_concurrent_writes_all_land(db: SQLiteThread, tmp_path: Path) -> None:
     keys = [f"k{i:04d}" for i in range(500)]
     assert await asyncio.gather(*(db.run(_insert(k)) for k in keys)) == keys

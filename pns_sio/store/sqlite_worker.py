@@ -155,6 +155,10 @@ class SQLiteThread:
             for job in jobs:
                 job.error = exc
             return
+        if len(jobs) == 1:
+            # Alone in its transaction: no savepoint needed (two statements fewer).
+            self._alone_in_transaction(conn, jobs[0])
+            return
         done: list[_Job[Any]] = []
         for job in jobs:
             # Checked again: an earlier job of the batch may have run long.
@@ -179,6 +183,15 @@ class SQLiteThread:
             _rollback(conn)
             for job in done:
                 job.error = exc
+
+    @staticmethod
+    def _alone_in_transaction(conn: sqlite3.Connection, job: _Job[Any]) -> None:
+        try:
+            job.result = job.fn(conn)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            job.error = exc
+            _rollback(conn)
 
 
 def _may_start(job: _Job[Any]) -> bool:
