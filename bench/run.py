@@ -316,6 +316,8 @@ class Target:
                     None,
                 )
             return [str(PNS_BIN), "serve"], env, None
+        if self.name == "floor":  # experiments only: bench/experiments/floor_server.py
+            return [sys.executable, str(BENCH / "experiments" / "floor_server.py")], env, None
         env["PNS_REDIS_CHANNEL"] = "peer-bench"
         return ["node", str(PEER_DIR / "server.js")], env, PEER_DIR
 
