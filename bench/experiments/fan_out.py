@@ -8,60 +8,50 @@ and (with the gclog variant) the node's long GC passes. A quick before/after for
 import asyncio
 import sys
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
-import tempfile
-from pathlib import Path
-
-import aiohttp
-import run as R
+import common
+from common import R
 
 
 async def main(tname, variant, users, rates, step_s, spy, deflate):
-    tmp = Path(tempfile.mkdtemp(prefix="exp-"))
-    b = R.Bench("short", [], tmp, py_spy=spy, offer_deflate=deflate)
-    target = R.Target(tname, tname, variant)
-    async with aiohttp.ClientSession() as b.http:
-        try:
-            b.pool = await b.new_pool()
-            node = R.Node(target, R.free_port(), tmp / "s.db", None)
-            await node.start(b.runner, b.http)
-            await asyncio.sleep(0.5)
-            rss0 = node.proc.rss()
-            b.pool_ranges = b.pool.split(0, users)
+    async with common.session(tname, variant, py_spy=spy, offer_deflate=deflate) as (
+        b,
+        target,
+        tmp,
+    ):
+        node = R.Node(target, R.free_port(), tmp / "s.db", None)
+        await node.start(b.runner, b.http)
+        await asyncio.sleep(0.5)
+        rss0 = node.proc.rss()
+        b.pool_ranges = b.pool.split(0, users)
+        w = R.Window([node], b.pool, b.runner)
+        c = await b.connect([node], (0, users))
+        c.pop("rss_samples")
+        win = w.close()
+        await asyncio.sleep(1)
+        print(
+            f"{tname}{'+' + variant if variant else ''} connect {c['ready']} at {c['rate_per_s']}/s; node cpu ms/conn {win['node_cpu_pct'][0] / 100 * win['seconds'] * 1000 / c['ready']:.3f}; loadgen ms/conn {win['loadgen_cpu_pct'] / 100 * win['seconds'] * 1000 / c['ready']:.3f}; KiB/conn {(node.proc.rss() - rss0) / 1024 / c['ready']:.1f}; other {win['other_cpu_pct']}"
+        )
+        for rate in rates:
             w = R.Window([node], b.pool, b.runner)
-            c = await b.connect([node], (0, users))
-            c.pop("rss_samples")
-            win = w.close()
-            await asyncio.sleep(1)
+            sp = b.start_py_spy(target, node, f"exp-fan-{variant or 'base'}-{rate}", step_s)
+            st = await b.post(rate, step_s, [node], grace_s=2)
+            st["window"] = w.close()
+            R.add_cpu_costs(st)
+            if sp:
+                st["py_spy"] = await b.finish_py_spy(*sp)
+            L = st["latency"]
             print(
-                f"{tname}{'+' + variant if variant else ''} connect {c['ready']} at {c['rate_per_s']}/s; node cpu ms/conn {win['node_cpu_pct'][0] / 100 * win['seconds'] * 1000 / c['ready']:.3f}; loadgen ms/conn {win['loadgen_cpu_pct'] / 100 * win['seconds'] * 1000 / c['ready']:.3f}; KiB/conn {(node.proc.rss() - rss0) / 1024 / c['ready']:.1f}; other {win['other_cpu_pct']}"
+                f"  {rate}/s: p50 {L['p50_ms']} p99 {L['p99_ms']} max {L['max_ms']} deliv {st['delivered_share']} http p99 {st['http_latency']['p99_ms']} node cpu {st['window']['node_cpu_pct']} ms/notif {st['node_cpu_ms_per_notification']} loadgen ms/notif {st['loadgen_cpu_ms_per_notification']} other {st['window']['other_cpu_pct']}"
             )
-            for rate in rates:
-                w = R.Window([node], b.pool, b.runner)
-                sp = b.start_py_spy(target, node, f"exp-fan-{variant or 'base'}-{rate}", step_s)
-                st = await b.post(rate, step_s, [node], grace_s=2)
-                st["window"] = w.close()
-                R.add_cpu_costs(st)
-                if sp:
-                    st["py_spy"] = await b.finish_py_spy(*sp)
-                L = st["latency"]
-                print(
-                    f"  {rate}/s: p50 {L['p50_ms']} p99 {L['p99_ms']} max {L['max_ms']} deliv {st['delivered_share']} http p99 {st['http_latency']['p99_ms']} node cpu {st['window']['node_cpu_pct']} ms/notif {st['node_cpu_ms_per_notification']} loadgen ms/notif {st['loadgen_cpu_ms_per_notification']} other {st['window']['other_cpu_pct']}"
-                )
-                if spy:
-                    ps = st["py_spy"]
-                    print("   self by file:", ps["main_self_by_file_pct"][:25])
-        finally:
-            await b.pool.all("close")
-            for w in b.pool.workers:
-                await w.stop()
-            await b.runner.stop_all()
-            import glob
+            if spy:
+                ps = st["py_spy"]
+                print("   self by file:", ps["main_self_by_file_pct"][:25])
+    import glob
 
-            for f in glob.glob(str(tmp / "pns-*.log")):
-                lines = open(f).read().splitlines()
-                gcl = [l for l in lines if l.startswith("gc:")]
-                print("  node log gc lines:", len(gcl), gcl[:8])
+    for f in glob.glob(str(tmp / "pns-*.log")):
+        lines = open(f).read().splitlines()
+        gcl = [l for l in lines if l.startswith("gc:")]
+        print("  node log gc lines:", len(gcl), gcl[:8])
 
 
 a = sys.argv[1:]

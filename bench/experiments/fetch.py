@@ -9,83 +9,62 @@ POSTS_PER_S: deliveries acknowledged per second, answer time, ack -> count on th
 import asyncio
 import sys
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
-import tempfile
-from pathlib import Path
-
-import aiohttp
-import run as R
+import common
+from common import R
 
 BACKLOG = 5
 
 
 async def main(tname, users, posts_rate, fetch_s, one_node=False, spy=False, variant=""):
-    tmp = Path(tempfile.mkdtemp(prefix="exp-"))
-    b = R.Bench("short", [], tmp, py_spy=spy)
-    target = R.Target(tname, tname, variant)
-    async with aiohttp.ClientSession() as b.http:
-        try:
-            b.pool = await b.new_pool()
-            redis = await b.runner.start_redis()
-            store = tmp / "store.db"
-            a = R.Node(target, R.free_port(), store, redis, index=1)
-            await a.start(b.runner, b.http)
-            nodes = [a]
-            if not one_node:
-                bb = R.Node(target, R.free_port(), store, redis, index=2)
-                await bb.start(b.runner, b.http)
-                nodes.append(bb)
-            b.pool_ranges = b.pool.split(0, users)
-            c = await b.connect(nodes, (0, users))
-            c.pop("rss_samples")
-            print("connect", c["ready"], c["rate_per_s"])
-            # backlog: 5 per user
-            st = await b.post(users * BACKLOG / 2, 2, [a], users=(0, users), watch=False, grace_s=2)
-            print("backlog posted", st["http_ok"])
-            w = R.Window(nodes, b.pool, b.runner)
-            m0 = await a.metrics(b.http)
-            sp = b.start_py_spy(target, a, f"exp-fetch-{tname}", fetch_s)
-            ft = asyncio.create_task(
-                b.pool.all(
-                    "fetch",
-                    duration_s=fetch_s,
-                    limit=1,
-                    fetcher_index=0,
-                    grace_s=1,
-                    user_range=[0, users],
-                )
+    async with common.session(tname, variant, py_spy=spy) as (b, target, tmp):
+        redis = await b.runner.start_redis()
+        store = tmp / "store.db"
+        a = R.Node(target, R.free_port(), store, redis, index=1)
+        await a.start(b.runner, b.http)
+        nodes = [a]
+        if not one_node:
+            bb = R.Node(target, R.free_port(), store, redis, index=2)
+            await bb.start(b.runner, b.http)
+            nodes.append(bb)
+        b.pool_ranges = b.pool.split(0, users)
+        c = await b.connect(nodes, (0, users))
+        c.pop("rss_samples")
+        print("connect", c["ready"], c["rate_per_s"])
+        # backlog: 5 per user
+        st = await b.post(users * BACKLOG / 2, 2, [a], users=(0, users), watch=False, grace_s=2)
+        print("backlog posted", st["http_ok"])
+        w = R.Window(nodes, b.pool, b.runner)
+        m0 = await a.metrics(b.http)
+        sp = b.start_py_spy(target, a, f"exp-fetch-{tname}", fetch_s)
+        ft = asyncio.create_task(
+            b.pool.all(
+                "fetch",
+                duration_s=fetch_s,
+                limit=1,
+                fetcher_index=0,
+                grace_s=1,
+                user_range=[0, users],
             )
-            if posts_rate:
-                await b.post(posts_rate, fetch_s, [a], users=(0, users), watch=False, grace_s=1)
-            res = await ft
-            win = w.close()
-            if sp:
-                win["py_spy"] = await b.finish_py_spy(*sp)
-            m1 = await a.metrics(b.http)
-            d = sum(r["delivered"] for r in res)
-            print(
-                tname, "delivered", d, "req", sum(r["requests"] for r in res), "per s", d / fetch_s
-            )
-            print(" ack->other", R.summarize(R.merge_hists([r["ack_to_other"] for r in res])))
-            print(" answer", R.summarize(R.merge_hists([r["answer"] for r in res])))
-            print(
-                " unmatched", sum(r["ack_waits_unmatched"] for r in res), "errors", res[0]["errors"]
-            )
-            print(" window", {k: v for k, v in win.items() if k != "py_spy"})
-            print(
-                " queries A",
-                {k: v - R.store_queries(m0).get(k, 0) for k, v in R.store_queries(m1).items()},
-            )
-            if spy:
-                ps = win["py_spy"]
-                print(" spy samples", ps["samples"])
-                for x in ps["main_inclusive_pct"][:45]:
-                    print("   ", x)
-        finally:
-            await b.pool.all("close")
-            for w in b.pool.workers:
-                await w.stop()
-            await b.runner.stop_all()
+        )
+        if posts_rate:
+            await b.post(posts_rate, fetch_s, [a], users=(0, users), watch=False, grace_s=1)
+        res = await ft
+        win = w.close()
+        if sp:
+            win["py_spy"] = await b.finish_py_spy(*sp)
+        m1 = await a.metrics(b.http)
+        d = sum(r["delivered"] for r in res)
+        print(tname, "delivered", d, "req", sum(r["requests"] for r in res), "per s", d / fetch_s)
+        print(" ack->other", R.summarize(R.merge_hists([r["ack_to_other"] for r in res])))
+        print(" answer", R.summarize(R.merge_hists([r["answer"] for r in res])))
+        print(" unmatched", sum(r["ack_waits_unmatched"] for r in res), "errors", res[0]["errors"])
+        print(" window", {k: v for k, v in win.items() if k != "py_spy"})
+        print(
+            " queries A",
+            {k: v - R.store_queries(m0).get(k, 0) for k, v in R.store_queries(m1).items()},
+        )
+        if spy:
+            common.show_py_spy(win["py_spy"], 45)
 
 
 args = sys.argv[1:]

@@ -7,13 +7,10 @@ log says of each phase of the stop.
 
 import asyncio
 import sys
-
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
-import tempfile
 from pathlib import Path
 
-import aiohttp
-import run as R
+import common
+from common import R
 
 
 def stop_lines(tmp: Path, tname: str) -> list[str]:
@@ -27,32 +24,19 @@ def stop_lines(tmp: Path, tname: str) -> list[str]:
 
 
 async def main(tname: str, users: int, variant: str, spy: bool) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="exp-stop-"))
-    b = R.Bench("short", [], tmp, py_spy=spy)
-    target = R.Target(tname, tname, variant)
-    async with aiohttp.ClientSession() as b.http:
-        try:
-            b.pool = await b.new_pool()
-            node = R.Node(target, R.free_port(), tmp / "s.db", None)
-            await node.start(b.runner, b.http)
-            b.pool_ranges = b.pool.split(0, users)
-            c = await b.connect([node], (0, users))
-            print(f"{tname}: {c['ready']} devices connected at {c['rate_per_s']}/s")
-            sp = b.start_py_spy(target, node, "sigterm", 30)
-            took = await node.proc.stop(60)
-            print(f"{tname}: stopped {took:.2f} s after SIGTERM (killed: {node.proc.killed})")
-            for line in stop_lines(tmp, tname):
-                print("   ", line)
-            if sp:
-                ps = await b.finish_py_spy(*sp)
-                print("py-spy samples", ps["samples"], ps["threads_pct"])
-                for row in ps["main_inclusive_pct"][:40]:
-                    print("   ", row)
-        finally:
-            await b.pool.all("close")
-            for w in b.pool.workers:
-                await w.stop()
-            await b.runner.stop_all()
+    async with common.session(tname, variant, prefix="exp-stop-", py_spy=spy) as (b, target, tmp):
+        node = R.Node(target, R.free_port(), tmp / "s.db", None)
+        await node.start(b.runner, b.http)
+        b.pool_ranges = b.pool.split(0, users)
+        c = await b.connect([node], (0, users))
+        print(f"{tname}: {c['ready']} devices connected at {c['rate_per_s']}/s")
+        sp = b.start_py_spy(target, node, "sigterm", 30)
+        took = await node.proc.stop(60)
+        print(f"{tname}: stopped {took:.2f} s after SIGTERM (killed: {node.proc.killed})")
+        for line in stop_lines(tmp, tname):
+            print("   ", line)
+        if sp:
+            common.show_py_spy(await b.finish_py_spy(*sp))
 
 
 args = sys.argv[1:]
