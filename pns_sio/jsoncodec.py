@@ -13,6 +13,7 @@ JSON.stringify does) where the stdlib writes ``Infinity``, which browsers refuse
 from __future__ import annotations
 
 import json as _std
+import math
 import re
 from typing import Any
 
@@ -34,8 +35,20 @@ def dumps(obj: Any, **kwargs: Any) -> str:
         try:
             return orjson.dumps(obj).decode()
         except TypeError:  # orjson.JSONEncodeError: something only the stdlib encodes
-            pass
+            # Rare (integers past 64 bits, non-string keys): keep orjson's null for
+            # non-finite floats here too, so the output never depends on the path.
+            return _std.dumps(_finite(obj), **kwargs)
     return _std.dumps(obj, **kwargs)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(value) for value in obj]
+    return obj
 
 
 def loads(text: str | bytes, **kwargs: Any) -> Any:

@@ -78,6 +78,8 @@ def test_the_odd_inputs_a_client_may_send_read_as_the_stdlib_reads_them() -> Non
     assert jsoncodec.dumps({1: "int key"}) == json.dumps({1: "int key"})
     assert json.loads(jsoncodec.dumps([2**70])) == [2**70]
     assert jsoncodec.dumps([math.inf, -math.inf, math.nan]) == "[null,null,null]"
+    # The same where orjson cannot write the rest (past 64 bits) and the stdlib does.
+    assert json.loads(jsoncodec.dumps([2**70, math.inf])) == [2**70, None]
 
 
 def test_the_node_runs_on_uvloop_unless_told_otherwise() -> None:
