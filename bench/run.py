@@ -402,6 +402,20 @@ def store_queries(m: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def store_mean_ms(m0: dict[str, float], m1: dict[str, float]) -> dict[str, float]:
+    """Mean store call time (queueing included) per op between two /metrics readings."""
+    out = {}
+    for k, v in m1.items():
+        mm = re.match(r'pns_store_seconds_sum\{op="([a-z_]+)"\}', k)
+        if not mm:
+            continue
+        n_key = f'pns_store_seconds_count{{op="{mm.group(1)}"}}'
+        n = m1.get(n_key, 0) - m0.get(n_key, 0)
+        if n:
+            out[mm.group(1)] = round((v - m0.get(k, 0)) / n * 1000, 2)
+    return out
+
+
 # -- load-generator workers --------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -17,6 +17,15 @@ class Metrics:
         )
         self.store_queries = Counter(
             "pns_store_queries", "Store calls by operation", ["op"], registry=r
+        )
+        # Time from the call to its answer, queueing included: what a fetch or a
+        # create waits for the store.
+        self.store_seconds = Histogram(
+            "pns_store_seconds",
+            "Store call latency by operation, waiting included",
+            ["op"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
         )
         self.store_errors = Counter(
             "pns_store_errors", "Store calls that failed (unavailable)", ["op"], registry=r

@@ -144,8 +144,9 @@ class Node:
     def broker_down(self) -> asyncio.Event:
         return self.broker.down
 
-    def _report_store_call(self, op: str, ok: bool) -> None:
+    def _report_store_call(self, op: str, ok: bool, seconds: float) -> None:
         self.metrics.store_queries.labels(op).inc()
+        self.metrics.store_seconds.labels(op).observe(seconds)
         if not ok:
             self.metrics.store_errors.labels(op).inc()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -155,6 +157,18 @@ async def test_healthz_readyz_and_metrics(node, http, connect) -> None:
         text = await response.text()
     assert "pns_connections 1.0" in text
     assert "user-7f3a" not in text  # no user ids as labels
+    # The connection's first count cost one count query, and its time was recorded.
+    assert 'pns_store_queries_total{op="unseen"} 1.0' in text
+    assert 'pns_store_seconds_count{op="unseen"} 1.0' in text
+
+
+async def test_every_metric_is_documented(node) -> None:
+    served = {family.name for family in node.node.metrics.registry.collect()}
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    documented = {
+        name.removesuffix("_total") for name in re.findall(r"^\| `(pns_\w+)` \|", doc, re.MULTILINE)
+    }
+    assert served == documented
 
 
 async def test_readyz_is_503_while_the_store_is_locked_for_writes_only_not(

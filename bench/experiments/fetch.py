@@ -63,6 +63,7 @@ async def main(tname, users, posts_rate, fetch_s, one_node=False, spy=False, var
             " queries A",
             {k: v - R.store_queries(m0).get(k, 0) for k, v in R.store_queries(m1).items()},
         )
+        print(" store ms A", R.store_mean_ms(m0, m1))
         if spy:
             common.show_py_spy(win["py_spy"], 45)
 

@@ -7,6 +7,7 @@ seconds the caller gets ``StoreUnavailable`` and answers ``unavailable``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
@@ -25,7 +26,7 @@ from . import (
 T = TypeVar("T")
 
 
-def _ignore(op: str, ok: bool) -> None:
+def _ignore(op: str, ok: bool, seconds: float) -> None:
     """Default report hook."""
 
 
@@ -37,25 +38,26 @@ class GuardedStore:
         inner: NotificationStore,
         *,
         timeout: float,
-        report: Callable[[str, bool], None] = _ignore,
+        report: Callable[[str, bool, float], None] = _ignore,
     ) -> None:
         self.inner = inner
         self.timeout = timeout
         self.report = report
 
     async def _call(self, op: str, call: Awaitable[T]) -> T:
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
                 result = await call
         except TimeoutError:
-            self.report(op, False)
+            self.report(op, False, time.perf_counter() - started)
             raise StoreUnavailable(
                 f"the notification store did not answer within {self.timeout:g}s"
             ) from None
         except StoreUnavailable:
-            self.report(op, False)
+            self.report(op, False, time.perf_counter() - started)
             raise
-        self.report(op, True)
+        self.report(op, True, time.perf_counter() - started)
         return result
 
     async def create(self, user_id: str, data: JSONObject) -> Created:
