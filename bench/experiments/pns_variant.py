@@ -29,6 +29,8 @@ proposed server change would buy before anyone edits the server.
              threads) gets it after 0.5 ms instead of 5 ms while the event loop is busy.
 - tracemalloc: trace allocations; each SIGUSR1 writes the growth since the previous one,
              by source line, to $BENCH_TRACEMALLOC_OUT (a probe for RSS per connection).
+- libloop:   python-engineio's own WebSocket loop instead of pns_sio/transport.py's
+             EngineIOLoop (the before of that change).
 - redisver:  cache redis-py's get_lib_version(): redis-py 8 calls importlib.metadata.version()
              for every new connection it opens.
 
@@ -58,6 +60,7 @@ KNOWN = {
     "tracemalloc",
     "gcwhat",
     "eager",
+    "libloop",
 }
 if VARIANTS - KNOWN:
     sys.exit(f"pns_variant: unknown variant(s) {sorted(VARIANTS - KNOWN)}; known: {sorted(KNOWN)}")
@@ -77,6 +80,29 @@ if "nodeflate" in VARIANTS:
         return self._sock
 
     engineio_aiohttp.WebSocket.__call__ = _ws_call
+
+if "libloop" in VARIANTS:
+    # Before/after for pns_sio/transport.py's EngineIOLoop: python-engineio's own loop
+    # (a writer task, a ping task and a task per received frame beside each connection).
+    from aiohttp.web import WebSocketResponse
+
+    from pns_sio import transport as pns_transport
+
+    async def _library_loop(self: Any, environ: dict[str, Any]) -> Any:
+        request = environ["aiohttp.request"]
+        self._request = request
+        self._sock = WebSocketResponse(
+            max_msg_size=self.server.max_http_buffer_size, compress=False
+        )
+        await self._sock.prepare(request)
+        self.environ = environ
+        owner = getattr(self.handler, "__self__", None)
+        if owner is not None:
+            pns_transport.PNSWebSocket.live[owner] = self
+        await self.handler(self)
+        return self._sock
+
+    pns_transport.PNSWebSocket.__call__ = _library_loop  # type: ignore[method-assign]
 
 if "orjson" in VARIANTS:
     import orjson
