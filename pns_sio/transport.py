@@ -124,6 +124,11 @@ class EngineIOLoop:
         self.backlog: deque[str | bytes] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._ping: asyncio.TimerHandle | None = None
+        # Silence watch: a timer that re-arms itself from the last frame heard, so a
+        # frame costs one clock read instead of moving a timeout.
+        self._heard = 0.0
+        self._silence = 0.0
+        self._watch: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         s, server = self.eio_socket, self.eio_socket.server
@@ -139,29 +144,39 @@ class EngineIOLoop:
         # Instance attributes: this socket's packets and pings now go through here.
         s.send = self.send
         s.schedule_ping = self.schedule_ping
-        silence = server.ping_interval + server.ping_timeout
+        self._silence = server.ping_interval + server.ping_timeout
+        self._heard = loop.time()
+        self._watch = loop.call_at(self._heard + self._silence, self._check_silence)
         try:
-            async with asyncio.timeout(None) as deadline:
-                while True:
-                    deadline.reschedule(loop.time() + silence)
-                    data = await self.ws.wait()
-                    if len(data) > server.max_http_buffer_size:
-                        break
-                    try:
-                        await s.receive(eio_packet.Packet(encoded_packet=data))
-                    except eio_exceptions.UnknownPacketError:
-                        pass
-                    except eio_exceptions.SocketIsClosedError:
-                        break
-        except (OSError, TimeoutError, ValueError):
-            pass  # closed by the client, silent past the ping timeout, or garbage
+            while True:
+                data = await self.ws.wait()
+                self._heard = loop.time()
+                if len(data) > server.max_http_buffer_size:
+                    break
+                try:
+                    await s.receive(eio_packet.Packet(encoded_packet=data))
+                except eio_exceptions.UnknownPacketError:
+                    pass
+                except eio_exceptions.SocketIsClosedError:
+                    break
+        except (OSError, ValueError):
+            pass  # closed by the client or for its silence, or garbage
         except Exception:
             logger.exception("unexpected error reading a websocket")
         finally:
-            if self._ping is not None:
-                self._ping.cancel()
+            for timer in (self._ping, self._watch):
+                if timer is not None:
+                    timer.cancel()
         await self.ws.close()
         await s.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+
+    def _check_silence(self) -> None:
+        due = self._heard + self._silence
+        loop = asyncio.get_running_loop()
+        if loop.time() < due:
+            self._watch = loop.call_at(due, self._check_silence)
+        else:  # nothing, not even a pong, for ping interval + timeout: gone
+            self.ws.abort()
 
     async def send(self, pkt: Any) -> None:
         """python-engineio's ``send``: refuse when the client timed out, else write."""
