@@ -48,7 +48,6 @@ class PNSWebSocket:
         self.server = server
         self._sock: WebSocketResponse | None = None
         self._request: Any = None
-        self.loop: EngineIOLoop | None = None
 
     async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
         request = environ["aiohttp.request"]
@@ -65,9 +64,8 @@ class PNSWebSocket:
                 PNSWebSocket.live[owner] = self
             await self.handler(self)
             return self._sock
-        self.loop = EngineIOLoop(owner, self)
         PNSWebSocket.live[owner] = self
-        await self.loop.run()
+        await EngineIOLoop(owner, self).run()
         return self._sock
 
     async def close(self) -> None:
@@ -100,12 +98,6 @@ class PNSWebSocket:
         if transport is None:
             return False
         return bool(transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1])
-
-    def waiting_frames(self, eio_socket: Any) -> int:
-        """Frames the client has not been able to take yet."""
-        queue = getattr(eio_socket, "queue", None)
-        queued = queue.qsize() if queue is not None else 0
-        return queued + (len(self.loop.backlog) if self.loop is not None else 0)
 
 
 class EngineIOLoop:
@@ -142,6 +134,7 @@ class EngineIOLoop:
             if queued is not None:
                 await self._write(queued.encode())
         # Instance attributes: this socket's packets and pings now go through here.
+        s.pns_loop = self
         s.send = self.send
         s.schedule_ping = self.schedule_ping
         self._silence = server.ping_interval + server.ping_timeout
@@ -225,6 +218,15 @@ class EngineIOLoop:
 _pings_in_flight: set[asyncio.Future[None]] = set()
 
 
+def waiting_frames(eio_socket: Any) -> int:
+    """Frames a connection's client has not been able to take yet."""
+    loop = getattr(eio_socket, "pns_loop", None)
+    if loop is not None:
+        return len(loop.backlog)
+    queue = getattr(eio_socket, "queue", None)  # long-polling, or upgraded from it
+    return queue.qsize() if queue is not None else 0
+
+
 def install(sio: socketio.AsyncServer) -> None:
     """Make ``sio``'s Engine.IO server use ``PNSWebSocket`` (its own copy of the driver table)."""
     sio.eio._async = {**sio.eio._async, "websocket": PNSWebSocket}
@@ -250,17 +252,13 @@ class SlowClientWatchdog:
         for eio_socket in list(self.sio.eio.sockets.values()):
             if eio_socket.closed:
                 continue
-            wrapper = PNSWebSocket.live.get(eio_socket)
-            if wrapper is not None:
-                waiting = wrapper.waiting_frames(eio_socket)
-            else:  # long-polling
-                queue = getattr(eio_socket, "queue", None)
-                waiting = queue.qsize() if queue is not None else 0
+            waiting = waiting_frames(eio_socket)
             if waiting <= self.max_queued:
                 continue
             logger.info("dropping a client that stopped reading (%d frames queued)", waiting)
             dropped += 1
             self.on_drop()
+            wrapper = PNSWebSocket.live.get(eio_socket)
             if wrapper is not None:
                 wrapper.abort()
             result = eio_socket.close(wait=False, abort=True)
