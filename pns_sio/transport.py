@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -196,6 +197,11 @@ class EngineIOLoop:
         finally:
             self._flusher = None
 
+    async def _ping_now(self) -> None:
+        # The socket may close between the timer and this task: then nobody is owed a ping.
+        with contextlib.suppress(eio_exceptions.SocketIsClosedError):
+            await self.send(eio_packet.Packet(eio_packet.PING))
+
     def schedule_ping(self) -> None:
         """python-engineio's ``schedule_ping``: the next ping ``ping_interval`` after a pong,
         from a timer instead of a sleeping task."""
@@ -210,7 +216,7 @@ class EngineIOLoop:
         s = self.eio_socket
         if not s.closing and not s.closed:
             s.last_ping = time.time()
-            task = asyncio.ensure_future(self.send(eio_packet.Packet(eio_packet.PING)))
+            task = asyncio.ensure_future(self._ping_now())
             _pings_in_flight.add(task)
             task.add_done_callback(_pings_in_flight.discard)
 

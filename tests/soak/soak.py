@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import random
 import shutil
@@ -531,7 +532,7 @@ class Soak:
             try:
                 await node.wait_answer(
                     "/readyz",
-                    lambda status, body: status == 200 and '"broker": "up"' in body,
+                    lambda status, body: status == 200 and json.loads(body)["broker"] == "up",
                     max(1.0, until - time.monotonic()),
                 )
             except TimeoutError as exc:
