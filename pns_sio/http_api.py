@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import schemas
+from . import jsoncodec, schemas
 from .errors import InvalidRequest, StoreUnavailable
 from .limits import KeyedBuckets, client_address, parse_networks
 from .node import Node
@@ -50,11 +50,11 @@ def json_error(
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if fields:
         body["error"]["fields"] = fields
-    return web.json_response(body, status=status)
+    return _json_response(body, status=status)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def _json_response(body: Any, *, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=jsoncodec.dumps)
 
 
 def _is_json(content_type: str) -> bool:
@@ -123,7 +123,7 @@ class NotificationsAPI:
         except web.HTTPRequestEntityTooLarge:
             raise _too_large(self.max_body) from None
         try:
-            return json.loads(raw, parse_constant=_reject_constant)
+            return jsoncodec.loads_strict(raw)
         except (ValueError, UnicodeDecodeError):
             raise InvalidRequest("malformed JSON body") from None
 
@@ -137,7 +137,7 @@ class NotificationsAPI:
         key = request.headers.get("Idempotency-Key")
         if key is None:
             status, answer = await run()
-            return web.json_response(answer, status=status)
+            return _json_response(answer, status=status)
         if not IDEMPOTENCY_KEY.match(key):
             raise InvalidRequest(
                 "invalid Idempotency-Key: 1 to 255 printable ASCII characters, no spaces",
@@ -148,7 +148,7 @@ class NotificationsAPI:
         fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
         claim = await self.node.store.claim_key(scoped, fingerprint)
         if claim.state == "done" and claim.response is not None:
-            response = web.json_response(claim.response["body"], status=claim.response["status"])
+            response = _json_response(claim.response["body"], status=claim.response["status"])
             response.headers["Idempotent-Replayed"] = "true"
             return response
         if claim.state == "mismatch":
@@ -172,7 +172,7 @@ class NotificationsAPI:
         except StoreUnavailable:
             # Created, but a retry within a few minutes gets 409 and later may create again.
             logger.warning("could not record an idempotent answer; the notification stands")
-        return web.json_response(answer, status=status)
+        return _json_response(answer, status=status)
 
     async def create(self, request: web.Request) -> web.Response:
         self._authorize(request)
@@ -206,7 +206,7 @@ class NotificationsAPI:
         self._authorize(request)
         user_id = schemas.user_id(request.match_info["user_id"])
         rev = await self.node.notifier.announce(user_id, None)
-        return web.json_response({"user_id": user_id, "rev": rev})
+        return _json_response({"user_id": user_id, "rev": rev})
 
 
 def _too_large(limit: int) -> ApiError:
@@ -240,12 +240,12 @@ async def api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return _json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
     ready, body = await request.app[NODE].readiness()
-    return web.json_response(body, status=200 if ready else 503)
+    return _json_response(body, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -260,7 +260,7 @@ def add_routes(app: web.Application, node: Node) -> None:
     document = openapi_document()
 
     async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(document)
+        return _json_response(document)
 
     app.router.add_post("/api/v1/notifications", api.create)
     app.router.add_post("/api/v1/notifications/batch", api.create_batch)

@@ -51,6 +51,23 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """Standard JSON only, as HTTP bodies must be: ``NaN`` and ``Infinity`` raise
+    ``ValueError`` (orjson refuses them too, and the stdlib then says why)."""
+    if orjson is not None:
+        long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
+        if long_digits.search(text) is None:  # type: ignore[arg-type]
+            try:
+                return orjson.loads(text)
+            except ValueError:  # orjson.JSONDecodeError
+                pass
+    return _std.loads(text, parse_constant=_refuse_constant)
+
+
 def loads(text: str | bytes, **kwargs: Any) -> Any:
     if orjson is not None and not kwargs:
         long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS

@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from typing import Any, TypeVar
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+M = TypeVar("M", bound=prometheus_client.metrics.MetricWrapperBase)
+
+
+def _cached_labels(self: M, *values: Any, **by_name: Any) -> M:
+    """``labels()`` without prometheus-client's lock and key checks after the first call
+    for a value: these run for every store call, request and fetch."""
+    if by_name:
+        return prometheus_client.metrics.MetricWrapperBase.labels(self, *values, **by_name)
+    cache: dict[tuple[Any, ...], M] = self.__dict__.setdefault("_pns_children", {})
+    child = cache.get(values)
+    if child is None:
+        child = cache[values] = prometheus_client.metrics.MetricWrapperBase.labels(self, *values)
+    return child
+
+
+class Counter(prometheus_client.Counter):
+    labels = _cached_labels
+
+
+class Histogram(prometheus_client.Histogram):
+    labels = _cached_labels
 
 
 class Metrics:

@@ -88,3 +88,34 @@ def test_the_node_runs_on_uvloop_unless_told_otherwise() -> None:
     assert loop_factory("asyncio") is None
     with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
         assert isinstance(runner.get_loop(), uvloop.Loop)
+
+
+def strict_stdlib(text: str | bytes) -> Any:
+    def refuse(name: str) -> Any:
+        raise ValueError(name)
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@given(values | st.text(max_size=30))
+def test_http_bodies_read_as_the_strict_stdlib_reads_them(value: Any) -> None:
+    # Values as JSON, and arbitrary text: both readers agree, or both refuse.
+    texts = [json.dumps(value), *([value] if isinstance(value, str) else [])]
+    for text in texts:
+        try:
+            expected = strict_stdlib(text)
+        except ValueError:
+            with pytest.raises(ValueError):
+                jsoncodec.loads_strict(text)
+            continue
+        assert same(jsoncodec.loads_strict(text), expected)
+        assert same(jsoncodec.loads_strict(text.encode()), expected)
+
+
+def test_http_bodies_refuse_what_is_not_json() -> None:
+    for text in ("[NaN]", '{"a": Infinity}', "-Infinity", "", "{", "[1,]"):
+        with pytest.raises(ValueError):
+            jsoncodec.loads_strict(text)
+        with pytest.raises(ValueError):
+            jsoncodec.loads_strict(text.encode())
+    assert jsoncodec.loads_strict("[18446744073709551616]") == [2**64]

@@ -18,6 +18,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from .. import jsoncodec
 from ..errors import StoreUnavailable
 from . import (
     IDEMPOTENCY_ABANDONED,
@@ -131,7 +132,7 @@ class SQLiteStore:
         created_at = _now()
         stamp = _to_text(created_at)
         rows = [
-            (str(ObjectId()), user_id, json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+            (str(ObjectId()), user_id, jsoncodec.dumps(data, separators=(",", ":")))
             for user_id, data in items
         ]
 
@@ -304,7 +305,7 @@ def _row_to_notification(row: tuple[Any, ...]) -> Notification:
     return Notification(
         id=nid,
         user_id=user_id,
-        data=json.loads(body),
+        data=jsoncodec.loads(body),
         created_at=_from_text(created),
         seen_at=_from_text(seen) if seen else None,
     )
