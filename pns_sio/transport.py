@@ -7,8 +7,9 @@
   a ping task beside each connection, and a new task for every frame it
   receives and for every wake-up of the writer. ``EngineIOLoop`` reads frames
   in the connection's own task, writes packets straight to the socket, and
-  pings from a timer: about 4 KiB less per connection and 20 % more
-  connections accepted per second (bench/RESULTS.md). Connections that start
+  pings from a timer; the socket's own packet queue, unused from then on,
+  gives way to one shared stand-in. About 8 KiB less per connection and
+  20 % more connections accepted per second (bench/RESULTS.md). Connections that start
   on long-polling and upgrade keep python-engineio's loop.
 - A bound on unsent frames: a client that stops reading makes its frames
   pile up. ``SlowClientWatchdog`` looks at every connection every two seconds
@@ -101,6 +102,31 @@ class PNSWebSocket:
         return bool(transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1])
 
 
+class _NoQueue:
+    """Stands in for python-engineio's per-socket ``asyncio.Queue`` once ``EngineIOLoop``
+    writes the socket's packets itself: an idle Queue holds four deques and an Event,
+    about 2.3 KiB per connection. Shared by every socket, always empty; the library only
+    waits on it when closing."""
+
+    def empty(self) -> bool:
+        return True
+
+    def qsize(self) -> int:
+        return 0
+
+    async def join(self) -> None:
+        return None
+
+    async def put(self, item: Any) -> None:
+        raise RuntimeError("EngineIOLoop writes this socket's packets itself")
+
+    def put_nowait(self, item: Any) -> None:
+        raise RuntimeError("EngineIOLoop writes this socket's packets itself")
+
+
+NO_QUEUE = _NoQueue()
+
+
 class EngineIOLoop:
     """One WebSocket connection's Engine.IO loop, in the connection's own task.
 
@@ -114,7 +140,7 @@ class EngineIOLoop:
     def __init__(self, eio_socket: Any, ws: PNSWebSocket) -> None:
         self.eio_socket = eio_socket
         self.ws = ws
-        self.backlog: deque[str | bytes] = deque()
+        self.backlog: deque[str | bytes] | None = None  # made on the first congestion
         self._flusher: asyncio.Task[None] | None = None
         self._ping: asyncio.TimerHandle | None = None
         # Silence watch: a timer that re-arms itself from the last frame heard, so a
@@ -134,6 +160,7 @@ class EngineIOLoop:
             s.queue.task_done()
             if queued is not None:
                 await self._write(queued.encode())
+        s.queue = NO_QUEUE
         # Instance attributes: this socket's packets and pings now go through here.
         s.pns_loop = self
         s.send = self.send
@@ -180,6 +207,8 @@ class EngineIOLoop:
         if self._flusher is None and not self.ws.congested():
             await self._write(data)
             return
+        if self.backlog is None:
+            self.backlog = deque()
         self.backlog.append(data)
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
@@ -228,7 +257,7 @@ def waiting_frames(eio_socket: Any) -> int:
     """Frames a connection's client has not been able to take yet."""
     loop = getattr(eio_socket, "pns_loop", None)
     if loop is not None:
-        return len(loop.backlog)
+        return len(loop.backlog) if loop.backlog else 0
     queue = getattr(eio_socket, "queue", None)  # long-polling, or upgraded from it
     return queue.qsize() if queue is not None else 0
 
