@@ -190,6 +190,11 @@ class EngineIOLoop:
                     timer.cancel()
         await self.ws.close()
         await s.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+        # The socket and this loop point at each other: part them, so both are freed
+        # when the connection ends instead of at the next cyclic GC pass. A late send
+        # meets python-engineio's own, which refuses a closed socket.
+        for name in ("send", "schedule_ping", "pns_loop"):
+            s.__dict__.pop(name, None)
 
     def _check_silence(self) -> None:
         due = self._heard + self._silence
