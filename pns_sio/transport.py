@@ -60,14 +60,13 @@ class PNSWebSocket:
         await self._sock.prepare(request)
         self.environ = environ
         owner = getattr(self.handler, "__self__", None)  # the engineio socket
+        if owner is not None:
+            PNSWebSocket.live[owner] = self
         if owner is None or owner.connected:
             # An upgrade from long-polling: python-engineio's loop knows that dance.
-            if owner is not None:
-                PNSWebSocket.live[owner] = self
             await self.handler(self)
-            return self._sock
-        PNSWebSocket.live[owner] = self
-        await EngineIOLoop(owner, self).run()
+        else:
+            await EngineIOLoop(owner, self).run()
         return self._sock
 
     async def close(self) -> None:

@@ -84,25 +84,12 @@ if "nodeflate" in VARIANTS:
 if "libloop" in VARIANTS:
     # Before/after for pns_sio/transport.py's EngineIOLoop: python-engineio's own loop
     # (a writer task, a ping task and a task per received frame beside each connection).
-    from aiohttp.web import WebSocketResponse
-
     from pns_sio import transport as pns_transport
 
-    async def _library_loop(self: Any, environ: dict[str, Any]) -> Any:
-        request = environ["aiohttp.request"]
-        self._request = request
-        self._sock = WebSocketResponse(
-            max_msg_size=self.server.max_http_buffer_size, compress=False
-        )
-        await self._sock.prepare(request)
-        self.environ = environ
-        owner = getattr(self.handler, "__self__", None)
-        if owner is not None:
-            pns_transport.PNSWebSocket.live[owner] = self
-        await self.handler(self)
-        return self._sock
+    async def _library_loop(self: Any) -> None:
+        await self.ws.handler(self.ws)
 
-    pns_transport.PNSWebSocket.__call__ = _library_loop  # type: ignore[method-assign]
+    pns_transport.EngineIOLoop.run = _library_loop  # type: ignore[method-assign]
 
 if "orjson" in VARIANTS:
     import orjson
