@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .conftest import API_TOKEN
+from .support.waiting import eventually
 
 
 async def test_connection_is_kept_while_the_store_is_down_and_the_count_follows(
@@ -23,7 +24,7 @@ async def test_connection_is_kept_while_the_store_is_down_and_the_count_follows(
         assert (await response.json())["error"]["code"] == "unavailable"
     answer = await device.fetch()
     assert answer["ok"] is False and answer["error"]["code"] == "unavailable"
-    await device.until(lambda: node.metric("pns_store_errors_total", op="unseen") >= 1)
+    await eventually(lambda: node.metric("pns_store_errors_total", op="unseen") >= 1)
     assert device.sio.connected
     assert device.count_events() == []
     # The stand-in keeps data in memory: it comes back empty, so the count is 0.

@@ -68,7 +68,8 @@ async def test_a_polling_client_upgrades_and_is_served(node, connect, http) -> N
     # Connections that start on long-polling keep python-engineio's own loop.
     device = await connect(node, "42", transports=["polling", "websocket"])
     await device.wait_count(0)
-    await device.until(lambda: device.sio.transport() == "websocket")
+    # The upgrade sends the application no event: poll the client's transport.
+    await eventually(lambda: device.sio.transport() == "websocket")
     await notify(http, node, "42")
     await device.wait_count(1)
     answer = await device.fetch()
