@@ -1,7 +1,10 @@
 """One node, N users x 2 devices, fan-out at the given rates: latency, CPU ms per notification,
 and (with the gclog variant) the node's long GC passes. A quick before/after for a PNS change.
+With `two`: two nodes joined by Redis, each user's device 0 on A and device 1 on B, posts
+through A (what the broker and its Redis client cost); with `both` as well, posts alternate
+between A and B (two processes writing one SQLite file).
 
-    .venv/bin/python bench/experiments/fan_out.py pns|peer VARIANT|- USERS RATES STEP_S [spy]
+    .venv/bin/python bench/experiments/fan_out.py pns|peer VARIANT|- USERS RATES STEP_S [spy] [two [both]]
     .venv/bin/python bench/experiments/fan_out.py pns gclog,gctune 1000 500,800 8
 """
 
@@ -12,19 +15,25 @@ import common
 from common import R
 
 
-async def main(tname, variant, users, rates, step_s, spy, deflate):
+async def main(tname, variant, users, rates, step_s, spy, deflate, two=False, both=False):
     async with common.session(tname, variant, py_spy=spy, offer_deflate=deflate) as (
         b,
         target,
         tmp,
     ):
-        node = R.Node(target, R.free_port(), tmp / "s.db", None)
+        redis = await b.runner.start_redis() if two else None
+        node = R.Node(target, R.free_port(), tmp / "s.db", redis, index=1 if two else 0)
         await node.start(b.runner, b.http)
+        nodes = [node]
+        if two:
+            other = R.Node(target, R.free_port(), tmp / "s.db", redis, index=2)
+            await other.start(b.runner, b.http)
+            nodes.append(other)
         await asyncio.sleep(0.5)
         rss0 = node.proc.rss()
         b.pool_ranges = b.pool.split(0, users)
-        w = R.Window([node], b.pool, b.runner)
-        c = await b.connect([node], (0, users))
+        w = R.Window(nodes, b.pool, b.runner)
+        c = await b.connect(nodes, (0, users))
         c.pop("rss_samples")
         win = w.close()
         await asyncio.sleep(1)
@@ -32,9 +41,9 @@ async def main(tname, variant, users, rates, step_s, spy, deflate):
             f"{tname}{'+' + variant if variant else ''} connect {c['ready']} at {c['rate_per_s']}/s; node cpu ms/conn {win['node_cpu_pct'][0] / 100 * win['seconds'] * 1000 / c['ready']:.3f}; loadgen ms/conn {win['loadgen_cpu_pct'] / 100 * win['seconds'] * 1000 / c['ready']:.3f}; KiB/conn {(node.proc.rss() - rss0) / 1024 / c['ready']:.1f}; other {win['other_cpu_pct']}"
         )
         for rate in rates:
-            w = R.Window([node], b.pool, b.runner)
+            w = R.Window(nodes, b.pool, b.runner)
             sp = b.start_py_spy(target, node, f"exp-fan-{variant or 'base'}-{rate}", step_s)
-            st = await b.post(rate, step_s, [node], grace_s=2)
+            st = await b.post(rate, step_s, nodes if both else [node], grace_s=2)
             st["window"] = w.close()
             R.add_cpu_costs(st)
             if sp:
@@ -64,5 +73,7 @@ asyncio.run(
         float(a[4]),
         "spy" in a,
         "nodeflate-offer" not in a,
+        "two" in a,
+        "both" in a,
     )
 )

@@ -2,8 +2,11 @@
 fetches and acknowledges (limit 1, closed loop) for SECONDS while notifications arrive at
 POSTS_PER_S: deliveries acknowledged per second, answer time, ack -> count on the other node.
 
-    .venv/bin/python bench/experiments/fetch.py pns|peer USERS POSTS_PER_S SECONDS [spy] [v=VARIANT]
+    .venv/bin/python bench/experiments/fetch.py pns|peer USERS POSTS_PER_S SECONDS [one [noredis]] [spy] [v=VARIANT] [backlog=N]
     .venv/bin/python bench/experiments/fetch.py pns 1000 200 5 v=redispipe,redisver
+
+With the default backlog (5 per user) a fast node runs out of work before SECONDS end
+("delivered" = the whole supply); backlog=30 keeps every fetcher busy, as in the full run.
 """
 
 import asyncio
@@ -12,12 +15,21 @@ import sys
 import common
 from common import R
 
-BACKLOG = 5
 
-
-async def main(tname, users, posts_rate, fetch_s, one_node=False, spy=False, variant=""):
+async def main(
+    tname,
+    users,
+    posts_rate,
+    fetch_s,
+    one_node=False,
+    spy=False,
+    variant="",
+    backlog=5,
+    no_redis=False,
+):
     async with common.session(tname, variant, py_spy=spy) as (b, target, tmp):
-        redis = await b.runner.start_redis()
+        # `one noredis`: a single node on its embedded broker, no Redis at all.
+        redis = None if no_redis else await b.runner.start_redis()
         store = tmp / "store.db"
         a = R.Node(target, R.free_port(), store, redis, index=1)
         await a.start(b.runner, b.http)
@@ -30,8 +42,7 @@ async def main(tname, users, posts_rate, fetch_s, one_node=False, spy=False, var
         c = await b.connect(nodes, (0, users))
         c.pop("rss_samples")
         print("connect", c["ready"], c["rate_per_s"])
-        # backlog: 5 per user
-        st = await b.post(users * BACKLOG / 2, 2, [a], users=(0, users), watch=False, grace_s=2)
+        st = await b.post(users * backlog / 4, 4, [a], users=(0, users), watch=False, grace_s=5)
         print("backlog posted", st["http_ok"])
         w = R.Window(nodes, b.pool, b.runner)
         m0 = await a.metrics(b.http)
@@ -54,7 +65,17 @@ async def main(tname, users, posts_rate, fetch_s, one_node=False, spy=False, var
             win["py_spy"] = await b.finish_py_spy(*sp)
         m1 = await a.metrics(b.http)
         d = sum(r["delivered"] for r in res)
-        print(tname, "delivered", d, "req", sum(r["requests"] for r in res), "per s", d / fetch_s)
+        print(
+            tname,
+            "supply",
+            users * backlog + posts_rate * fetch_s,
+            "delivered",
+            d,
+            "req",
+            sum(r["requests"] for r in res),
+            "per s",
+            d / fetch_s,
+        )
         print(" ack->other", R.summarize(R.merge_hists([r["ack_to_other"] for r in res])))
         print(" answer", R.summarize(R.merge_hists([r["answer"] for r in res])))
         print(" unmatched", sum(r["ack_waits_unmatched"] for r in res), "errors", res[0]["errors"])
@@ -78,5 +99,7 @@ asyncio.run(
         one_node=("one" in args),
         spy=("spy" in args),
         variant=next((x[2:] for x in args if x.startswith("v=")), ""),
+        no_redis=("noredis" in args),
+        backlog=int(next((x[8:] for x in args if x.startswith("backlog=")), "5")),
     )
 )

@@ -1,4 +1,4 @@
-"""The stack's floor for fan-out: python-socketio on aiohttp doing only what the fan-out
+"""The stack's floor for fan-out and fetch: python-socketio on aiohttp doing only what the
 bench needs, with PNS's runtime choices (uvloop, orjson, no permessage-deflate, the GC
 tuning) and none of PNS's own work (no store, no validation beyond the JSON, no signal
 path, no metrics but one counter, no rate limits).
@@ -11,6 +11,16 @@ against the Node peer's is what the stack costs.
     .venv/bin/python bench/experiments/fan_out.py floor - 1000 500,800 10
     BENCH_FLOOR_STORE=1 .venv/bin/python bench/experiments/fan_out.py floor - 1000 500,800 10
 
+Fetch: the node keeps each user's unseen notifications in a list in memory; a device's
+get-new-notifications takes up to `limit` of them, sends them as a new-notifications batch
+with an ack callback, and on the ack drops them, lowers the count and emits it to the user's
+room, then answers. With PNS_REDIS_URL set (as fetch.py sets it) the server runs
+python-socketio's stock AsyncRedisManager, so the count reaches the user's devices on the
+other node through Redis. Only the node that took the POSTs holds the lists, which is how
+fetch.py drives it (posts and fetchers on node A):
+
+    .venv/bin/python bench/experiments/fetch.py floor 1000 200 10 backlog=20
+
 With BENCH_FLOOR_STORE=1 each POST also stores the notification with PNS's SQLite store
 (its create, with its thread): the floor plus the store; with BENCH_FLOOR_STORE=hop it only
 makes the round trip to the store's writer thread (an empty transaction).
@@ -22,6 +32,7 @@ import asyncio
 import os
 import signal
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -38,9 +49,18 @@ SECRET = os.environ["PNS_JWT_SECRET"]
 API_TOKEN = os.environ["PNS_API_TOKEN"]
 PORT = int(os.environ["PNS_PORT"])
 
-sio = socketio.AsyncServer(async_mode="aiohttp", json=jsoncodec, cors_allowed_origins="*")
+REDIS_URL = os.environ.get("PNS_REDIS_URL")
+
+sio = socketio.AsyncServer(
+    async_mode="aiohttp",
+    json=jsoncodec,
+    cors_allowed_origins="*",
+    client_manager=socketio.AsyncRedisManager(REDIS_URL) if REDIS_URL else None,
+)
 install_websocket(sio)
 counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # user -> [count, rev]
+unseen: dict[str, list[dict[str, Any]]] = defaultdict(list)  # user -> notifications, oldest first
+users: dict[str, str] = {}  # sid -> user
 created = [0]
 store: Any = None
 
@@ -52,6 +72,7 @@ async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
     except (jwt.InvalidTokenError, AttributeError):
         raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
     user = str(claims["sub"])
+    users[sid] = user
     await sio.enter_room(sid, f"user:{user}")
     count, rev = counts[user]
     await sio.emit("new-notifications-count", {"count": count, "rev": rev}, to=sid)
@@ -71,10 +92,48 @@ async def create(request: web.Request) -> web.Response:
     entry[0] += 1
     entry[1] += 1
     created[0] += 1
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    unseen[user].append(
+        {"id": str(created[0]), "data": body["data"], "created_at": now, "seen_at": None}
+    )
     await sio.emit(
         "new-notifications-count", {"count": entry[0], "rev": entry[1]}, room=f"user:{user}"
     )
     return web.json_response({"id": str(created[0])}, status=201, dumps=jsoncodec.dumps)
+
+
+@sio.on("get-new-notifications")
+async def fetch(sid: str, request: Any = None) -> dict[str, Any]:
+    user = users[sid]
+    limit = int((request or {}).get("limit", 10))
+    pending = unseen[user]
+    batch = pending[:limit]
+    if not batch:
+        return {"ok": True, "delivered": 0, "has_more": False}
+    acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    await sio.emit(
+        "new-notifications",
+        {"notifications": batch, "has_more": len(pending) > limit},
+        to=sid,
+        callback=lambda *args: acked.done() or acked.set_result(args),
+        ignore_queue=True,  # the ack must come back here, as in PNS
+    )
+    async with asyncio.timeout(10):
+        await acked
+    taken = {n["id"] for n in batch}
+    unseen[user] = [n for n in unseen[user] if n["id"] not in taken]
+    entry = counts[user]
+    entry[0] = len(unseen[user])
+    entry[1] += 1
+    await sio.emit(
+        "new-notifications-count", {"count": entry[0], "rev": entry[1]}, room=f"user:{user}"
+    )
+    return {"ok": True, "delivered": len(batch), "has_more": len(unseen[user]) > 0}
+
+
+@sio.event
+async def disconnect(sid: str, reason: Any = None) -> None:
+    users.pop(sid, None)
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -33,6 +33,13 @@ proposed server change would buy before anyone edits the server.
              EngineIOLoop (the before of that change).
 - redisver:  cache redis-py's get_lib_version(): redis-py 8 calls importlib.metadata.version()
              for every new connection it opens.
+- cprofile:  a probe: SIGUSR1 starts cProfile in the node, SIGUSR2 stops it and writes the
+             stats to $BENCH_CPROFILE_OUT (exact call counts per operation; slows the node).
+- directsend: python-socketio's AsyncManager.emit without a task per recipient: the packet is
+             encoded once and sent to each recipient in turn (the sends do not block: the
+             Engine.IO loop writes or queues at once).
+- nohiredis: redis-py parses replies and pub/sub messages in pure Python (its _AsyncRESP3Parser)
+             even though hiredis is installed (the before of adding hiredis).
 
 Used by bench/run.py --variant; nothing here is part of PNS.
 """
@@ -61,6 +68,9 @@ KNOWN = {
     "gcwhat",
     "eager",
     "libloop",
+    "nohiredis",
+    "cprofile",
+    "directsend",
 }
 if VARIANTS - KNOWN:
     sys.exit(f"pns_variant: unknown variant(s) {sorted(VARIANTS - KNOWN)}; known: {sorted(KNOWN)}")
@@ -120,6 +130,18 @@ if "redisver" in VARIANTS:
     import redis.utils
 
     redis.utils.get_lib_version = functools.cache(redis.utils.get_lib_version)
+
+if "nohiredis" in VARIANTS:
+    from redis._parsers import _AsyncRESP3Parser
+    from redis.asyncio import connection as redis_connection
+
+    _orig_conn_init = redis_connection.AbstractConnection.__init__
+
+    def _pure_python_parser(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["parser_class"] = _AsyncRESP3Parser
+        _orig_conn_init(self, *args, **kwargs)
+
+    redis_connection.AbstractConnection.__init__ = _pure_python_parser  # type: ignore[method-assign]
 
 if "redispool" in VARIANTS:
     from urllib.parse import urlparse
@@ -382,6 +404,77 @@ if "tracemalloc" in VARIANTS:
         _snapshots.append(snap)
 
     signal.signal(signal.SIGUSR1, _dump)
+
+if "directsend" in VARIANTS:
+    from engineio import packet as eio_packet
+    from socketio import async_manager
+    from socketio import packet as sio_packet
+
+    _orig_emit = async_manager.AsyncManager.emit
+
+    async def _direct_emit(
+        self: Any,
+        event: Any,
+        data: Any,
+        namespace: Any,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        if callback is not None:
+            return await _orig_emit(
+                self,
+                event,
+                data,
+                namespace,
+                room=room,
+                skip_sid=skip_sid,
+                callback=callback,
+                to=to,
+                **kwargs,
+            )
+        room = to or room
+        if namespace not in self.rooms:
+            return None
+        if isinstance(data, tuple):
+            data = list(data)
+        elif data is not None:
+            data = [data]
+        else:
+            data = []
+        if not isinstance(skip_sid, list):
+            skip_sid = [skip_sid]
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace=namespace, data=[event] + data
+        ).encode()
+        if not isinstance(encoded, list):
+            encoded = [encoded]
+        packets = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
+        for sid, eio_sid in list(self.get_participants(namespace, room)):
+            if sid not in skip_sid:
+                for p in packets:
+                    await self.server._send_eio_packet(eio_sid, p)
+        return None
+
+    async_manager.AsyncManager.emit = _direct_emit  # type: ignore[method-assign]
+
+if "cprofile" in VARIANTS:
+    import cProfile
+    import signal
+
+    _profiler = cProfile.Profile()
+
+    def _start_profile(*_: Any) -> None:
+        _profiler.enable()
+
+    def _stop_profile(*_: Any) -> None:
+        _profiler.disable()
+        _profiler.dump_stats(os.environ.get("BENCH_CPROFILE_OUT", "cprofile.out"))
+
+    signal.signal(signal.SIGUSR1, _start_profile)
+    signal.signal(signal.SIGUSR2, _stop_profile)
 
 if "switch" in VARIANTS:
     sys.setswitchinterval(0.0005)
