@@ -1,15 +1,18 @@
-"""SQLite's writer commits the writes waiting together; each still succeeds or fails alone."""
+"""SQLite's writer commits the writes waiting together; each still succeeds or fails alone.
+And what is SQLite's own: the windowed retention purge, the schema of older files."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from pns_sio.errors import StoreUnavailable
+from pns_sio.store import sqlite as sqlite_store
 from pns_sio.store.sqlite import SQLiteStore
 from pns_sio.store.sqlite_worker import SQLiteThread
 
@@ -128,3 +131,42 @@ async def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
     await store.close()
     with pytest.raises(StoreUnavailable):
         await store.create("u", {"n": 1})
+
+
+async def test_the_purge_walks_the_table_in_windows_and_keeps_what_it_must(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows of 3 rowids over 20 records: records on every window edge are judged.
+    monkeypatch.setattr(sqlite_store, "PURGE_WINDOW", 3)
+    store = await SQLiteStore.open(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        created = [await store.create(f"u{i % 2}", {"n": i}) for i in range(20)]
+        seen = [c.id for i, c in enumerate(created) if i % 3 != 1]
+        for user in ("u0", "u1"):
+            await store.mark_seen(user, seen)
+        assert await store.purge_seen(datetime.now(UTC) + timedelta(seconds=1)) == len(seen)
+        kept = [c.id for c in created if await store.get(c.id) is not None]
+        assert kept == [c.id for i, c in enumerate(created) if i % 3 == 1]
+        assert (await store.unseen("u0")).count + (await store.unseen("u1")).count == len(kept)
+        # Nothing seen is old enough: nothing goes.
+        await store.mark_seen("u1", kept)
+        assert await store.purge_seen(datetime.now(UTC) - timedelta(days=1)) == 0
+    finally:
+        await store.close()
+
+
+async def test_a_file_from_an_earlier_version_loses_the_seen_index(tmp_path: Path) -> None:
+    # Earlier versions kept an index on seen_date that every mark_seen paid for.
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(sqlite_store.SCHEMA.split("-- Earlier versions")[0])
+        conn.execute(
+            "CREATE INDEX ix_notifications_seen ON notifications (seen_date)"
+            " WHERE seen_date IS NOT NULL"
+        )
+    store = await SQLiteStore.open(f"sqlite:///{path}")
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert "ix_notifications_seen" not in names
+    assert "ix_notifications_user_seen_created" in names

@@ -25,6 +25,10 @@ from . import (
 
 T = TypeVar("T")
 
+# The retention purge is background work done in short transactions (SQLite walks the
+# table in windows); it may take longer than a request's store call without harm.
+PURGE_TIMEOUT = 300.0
+
 
 def _ignore(op: str, ok: bool, seconds: float) -> None:
     """Default report hook."""
@@ -44,15 +48,16 @@ class GuardedStore:
         self.timeout = timeout
         self.report = report
 
-    async def _call(self, op: str, call: Awaitable[T]) -> T:
+    async def _call(self, op: str, call: Awaitable[T], timeout: float | None = None) -> T:
         started = time.perf_counter()
+        limit = self.timeout if timeout is None else timeout
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(limit):
                 result = await call
         except TimeoutError:
             self.report(op, False, time.perf_counter() - started)
             raise StoreUnavailable(
-                f"the notification store did not answer within {self.timeout:g}s"
+                f"the notification store did not answer within {limit:g}s"
             ) from None
         except StoreUnavailable:
             self.report(op, False, time.perf_counter() - started)
@@ -82,7 +87,8 @@ class GuardedStore:
         return await self._call("get", self.inner.get(notification_id))
 
     async def purge_seen(self, before: datetime) -> int:
-        return await self._call("purge_seen", self.inner.purge_seen(before))
+        timeout = max(self.timeout, PURGE_TIMEOUT)
+        return await self._call("purge_seen", self.inner.purge_seen(before), timeout)
 
     async def claim_key(self, key: str, fingerprint: str) -> Claim:
         return await self._call("claim_key", self.inner.claim_key(key, fingerprint))
