@@ -2,9 +2,11 @@
 and (with the gclog variant) the node's long GC passes. A quick before/after for a PNS change.
 With `two`: two nodes joined by Redis, each user's device 0 on A and device 1 on B, posts
 through A (what the broker and its Redis client cost); with `both` as well, posts alternate
-between A and B (two processes writing one SQLite file).
+between A and B (two processes writing one SQLite file); with `idleb`, every device is on A
+and B holds nobody: B's CPU per notification is what a node pays to receive and drop a
+message for users it does not hold.
 
-    .venv/bin/python bench/experiments/fan_out.py pns|peer VARIANT|- USERS RATES STEP_S [spy] [two [both]]
+    .venv/bin/python bench/experiments/fan_out.py pns|peer VARIANT|- USERS RATES STEP_S [spy] [two [both|idleb]]
     .venv/bin/python bench/experiments/fan_out.py pns gclog,gctune 1000 500,800 8
 """
 
@@ -15,7 +17,9 @@ import common
 from common import R
 
 
-async def main(tname, variant, users, rates, step_s, spy, deflate, two=False, both=False):
+async def main(
+    tname, variant, users, rates, step_s, spy, deflate, two=False, both=False, idle_b=False
+):
     async with common.session(tname, variant, py_spy=spy, offer_deflate=deflate) as (
         b,
         target,
@@ -33,7 +37,7 @@ async def main(tname, variant, users, rates, step_s, spy, deflate, two=False, bo
         rss0 = node.proc.rss()
         b.pool_ranges = b.pool.split(0, users)
         w = R.Window(nodes, b.pool, b.runner)
-        c = await b.connect(nodes, (0, users))
+        c = await b.connect([node] if idle_b else nodes, (0, users))
         c.pop("rss_samples")
         win = w.close()
         await asyncio.sleep(1)
@@ -75,5 +79,6 @@ asyncio.run(
         "nodeflate-offer" not in a,
         "two" in a,
         "both" in a,
+        "idleb" in a,
     )
 )

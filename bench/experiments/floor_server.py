@@ -23,7 +23,11 @@ fetch.py drives it (posts and fetchers on node A):
 
 With BENCH_FLOOR_STORE=1 each POST also stores the notification with PNS's SQLite store
 (its create, with its thread): the floor plus the store; with BENCH_FLOOR_STORE=hop it only
-makes the round trip to the store's writer thread (an empty transaction).
+makes the round trip to the store's writer thread (an empty transaction). With
+BENCH_FLOOR_STORE=1, fetch also lists and marks through PNS's SQLite store (its threads), as
+PNS does, and the counts come from the store; BENCH_FLOOR_STORE=inline does the same with
+every store call run on the event loop instead of the store's threads (one connection, one
+transaction per write).
 """
 
 from __future__ import annotations
@@ -87,7 +91,11 @@ async def create(request: web.Request) -> web.Response:
         if os.environ.get("BENCH_FLOOR_STORE") == "hop":
             await store._writer.run(lambda conn: None)  # the round trip, no SQL
         else:
-            await store.create(user, body["data"])
+            made = await store.create(user, body["data"])
+            # The store's count and rev, so that fetch's counts (from the store too) agree.
+            counts[user] = [made.count, made.rev]
+            counts[user][0] -= 1
+            counts[user][1] -= 1
     entry = counts[user]
     entry[0] += 1
     entry[1] += 1
@@ -106,6 +114,8 @@ async def create(request: web.Request) -> web.Response:
 async def fetch(sid: str, request: Any = None) -> dict[str, Any]:
     user = users[sid]
     limit = int((request or {}).get("limit", 10))
+    if store is not None and os.environ.get("BENCH_FLOOR_STORE") in ("1", "inline"):
+        return await fetch_from_store(sid, user, limit)
     pending = unseen[user]
     batch = pending[:limit]
     if not batch:
@@ -131,6 +141,38 @@ async def fetch(sid: str, request: Any = None) -> dict[str, Any]:
     return {"ok": True, "delivered": len(batch), "has_more": len(unseen[user]) > 0}
 
 
+async def fetch_from_store(sid: str, user: str, limit: int) -> dict[str, Any]:
+    """PNS's two store calls (list, then mark what was acknowledged) with nothing else of PNS:
+    no validation, no metrics, no timeouts but the ack's, the payload built by hand."""
+    found = await store.list_unseen(user, limit + 1)
+    batch, has_more = found[:limit], len(found) > limit
+    if not batch:
+        return {"ok": True, "delivered": 0, "has_more": False}
+    acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    payload = [
+        {"id": n.id, "data": n.data, "created_at": n.created_at.isoformat(), "seen_at": None}
+        for n in batch
+    ]
+    await sio.emit(
+        "new-notifications",
+        {"notifications": payload, "has_more": has_more},
+        to=sid,
+        callback=lambda *args: acked.done() or acked.set_result(args),
+        ignore_queue=True,
+    )
+    async with asyncio.timeout(10):
+        await acked
+    marked = await store.mark_seen(user, [n.id for n in batch])
+    if marked.changed:
+        counts[user] = [marked.count, marked.rev]
+        await sio.emit(
+            "new-notifications-count",
+            {"count": marked.count, "rev": marked.rev},
+            room=f"user:{user}",
+        )
+    return {"ok": True, "delivered": marked.changed, "has_more": has_more}
+
+
 @sio.event
 async def disconnect(sid: str, reason: Any = None) -> None:
     users.pop(sid, None)
@@ -144,10 +186,40 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=f"pns_notifications_created_total {created[0]}\n")
 
 
+def run_store_inline() -> None:
+    """Replace the store threads' run() by a call on the loop (BENCH_FLOOR_STORE=inline)."""
+    import sqlite3
+
+    from pns_sio.store.sqlite_worker import SQLiteThread
+
+    conns: dict[str, sqlite3.Connection] = {}
+
+    async def run(self: SQLiteThread, fn: Any, *, alone: bool = False) -> Any:
+        conn = conns.get(self._path)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conns[self._path] = conn
+        if not self._writer or alone:
+            return fn(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    SQLiteThread.run = run  # type: ignore[method-assign]
+
+
 async def main() -> None:
     global store
     if os.environ.get("BENCH_FLOOR_STORE"):
         store = await SQLiteStore.open(os.environ["PNS_STORE_URL"])
+        if os.environ["BENCH_FLOOR_STORE"] == "inline":
+            run_store_inline()
     app = web.Application()
     sio.attach(app)
     app.router.add_post("/api/v1/notifications", create)

@@ -38,6 +38,9 @@ proposed server change would buy before anyone edits the server.
 - directsend: python-socketio's AsyncManager.emit without a task per recipient: the packet is
              encoded once and sent to each recipient in turn (the sends do not block: the
              Engine.IO loop writes or queues at once).
+- seenindex: the SQLite store with the partial index on seen_date it had until the retention
+             purge walked the table in rowid windows (every mark_seen inserted into it): the
+             before of that change.
 - nohiredis: redis-py parses replies and pub/sub messages in pure Python (its _AsyncRESP3Parser)
              even though hiredis is installed (the before of adding hiredis).
 
@@ -71,6 +74,7 @@ KNOWN = {
     "nohiredis",
     "cprofile",
     "directsend",
+    "seenindex",
 }
 if VARIANTS - KNOWN:
     sys.exit(f"pns_variant: unknown variant(s) {sorted(VARIANTS - KNOWN)}; known: {sorted(KNOWN)}")
@@ -459,6 +463,15 @@ if "directsend" in VARIANTS:
         return None
 
     async_manager.AsyncManager.emit = _direct_emit  # type: ignore[method-assign]
+
+if "seenindex" in VARIANTS:
+    from pns_sio.store import sqlite as pns_sqlite
+
+    pns_sqlite.SCHEMA = pns_sqlite.SCHEMA.replace(
+        "DROP INDEX IF EXISTS ix_notifications_seen;",
+        "CREATE INDEX IF NOT EXISTS ix_notifications_seen ON notifications (seen_date)"
+        " WHERE seen_date IS NOT NULL;",
+    )
 
 if "cprofile" in VARIANTS:
     import cProfile
