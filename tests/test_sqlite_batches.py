@@ -159,7 +159,9 @@ async def test_a_file_from_an_earlier_version_loses_the_seen_index(tmp_path: Pat
     # Earlier versions kept an index on seen_date that every mark_seen paid for.
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:
-        conn.executescript(sqlite_store.SCHEMA.split("-- Earlier versions")[0])
+        conn.executescript(
+            sqlite_store.SCHEMA.replace("DROP INDEX IF EXISTS ix_notifications_seen;", "")
+        )
         conn.execute(
             "CREATE INDEX ix_notifications_seen ON notifications (seen_date)"
             " WHERE seen_date IS NOT NULL"

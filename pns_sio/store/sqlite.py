@@ -53,8 +53,8 @@ CREATE TABLE IF NOT EXISTS pns_idempotency (
     response TEXT,
     created_at TEXT NOT NULL
 );
--- Earlier versions indexed seen_date for the retention purge; every mark_seen paid for
--- it (fetch capacity 10-14 % lower). The purge now walks the table in rowid windows.
+-- Earlier versions indexed seen_date for the retention purge, and every mark_seen wrote
+-- to that index; the purge now walks the table in rowid windows instead.
 DROP INDEX IF EXISTS ix_notifications_seen;
 """
 
@@ -255,7 +255,8 @@ class SQLiteStore:
                 (_to_text(_now() - IDEMPOTENCY_TTL),),
             )
 
-        # Rows added meanwhile get higher rowids and are new: nothing to purge there.
+        # Rows added meanwhile are unseen, so the windows' condition keeps them wherever
+        # their rowids fall.
         low, high = await self._writer.run(bounds)
         deleted = 0
         if low is not None and high is not None:
