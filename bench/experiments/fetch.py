@@ -57,8 +57,12 @@ async def main(
                 user_range=[0, users],
             )
         )
+        posted = st["http_ok"]
         if posts_rate:
-            await b.post(posts_rate, fetch_s, [a], users=(0, users), watch=False, grace_s=1)
+            during = await b.post(
+                posts_rate, fetch_s, [a], users=(0, users), watch=False, grace_s=1
+            )
+            posted += during["http_ok"]
         res = await ft
         win = w.close()
         if sp:
@@ -67,8 +71,8 @@ async def main(
         d = sum(r["delivered"] for r in res)
         print(
             tname,
-            "supply",
-            users * backlog + posts_rate * fetch_s,
+            "supply",  # notifications the node took: when delivered equals it, it ran dry
+            posted,
             "delivered",
             d,
             "req",

@@ -41,6 +41,7 @@ from typing import Any
 
 import jwt
 import socketio
+import sqlite_inline
 import uvloop
 from aiohttp import web
 
@@ -87,23 +88,21 @@ async def create(request: web.Request) -> web.Response:
         return web.json_response({"error": "unauthorized"}, status=401)
     body = jsoncodec.loads(await request.read())
     user = str(body["user_id"])
-    if store is not None:
-        if os.environ.get("BENCH_FLOOR_STORE") == "hop":
-            await store._writer.run(lambda conn: None)  # the round trip, no SQL
-        else:
-            made = await store.create(user, body["data"])
-            # The store's count and rev, so that fetch's counts (from the store too) agree.
-            counts[user] = [made.count, made.rev]
-            counts[user][0] -= 1
-            counts[user][1] -= 1
-    entry = counts[user]
-    entry[0] += 1
-    entry[1] += 1
     created[0] += 1
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    unseen[user].append(
-        {"id": str(created[0]), "data": body["data"], "created_at": now, "seen_at": None}
-    )
+    entry = counts[user]
+    if store is not None and os.environ.get("BENCH_FLOOR_STORE") != "hop":
+        made = await store.create(user, body["data"])
+        # The store's count and rev, so that fetch's counts (from the store too) agree.
+        entry[0], entry[1] = made.count, made.rev
+    else:
+        if store is not None:
+            await store._writer.run(lambda conn: None)  # the round trip, no SQL
+        entry[0] += 1
+        entry[1] += 1
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        unseen[user].append(
+            {"id": str(created[0]), "data": body["data"], "created_at": now, "seen_at": None}
+        )
     await sio.emit(
         "new-notifications-count", {"count": entry[0], "rev": entry[1]}, room=f"user:{user}"
     )
@@ -186,40 +185,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=f"pns_notifications_created_total {created[0]}\n")
 
 
-def run_store_inline() -> None:
-    """Replace the store threads' run() by a call on the loop (BENCH_FLOOR_STORE=inline)."""
-    import sqlite3
-
-    from pns_sio.store.sqlite_worker import SQLiteThread
-
-    conns: dict[str, sqlite3.Connection] = {}
-
-    async def run(self: SQLiteThread, fn: Any, *, alone: bool = False) -> Any:
-        conn = conns.get(self._path)
-        if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conns[self._path] = conn
-        if not self._writer or alone:
-            return fn(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    SQLiteThread.run = run  # type: ignore[method-assign]
-
-
 async def main() -> None:
     global store
     if os.environ.get("BENCH_FLOOR_STORE"):
         store = await SQLiteStore.open(os.environ["PNS_STORE_URL"])
         if os.environ["BENCH_FLOOR_STORE"] == "inline":
-            run_store_inline()
+            sqlite_inline.install()
     app = web.Application()
     sio.attach(app)
     app.router.add_post("/api/v1/notifications", create)

@@ -211,42 +211,9 @@ if "redispipe" in VARIANTS:
     pns_broker.RedisBroker._publish = _publish_queued
 
 if VARIANTS & {"sqlitereads", "sqliteinline"}:
-    import sqlite3
+    import sqlite_inline
 
-    from pns_sio.errors import StoreUnavailable
-    from pns_sio.store import sqlite_worker
-
-    _orig_run = sqlite_worker.SQLiteThread.run
-    _inline_all = "sqliteinline" in VARIANTS
-    _inline_conns: dict[int, sqlite3.Connection] = {}
-
-    async def _run_inline(self: Any, fn: Any, *, alone: bool = False) -> Any:
-        if alone or (self._writer and not _inline_all):
-            return await _orig_run(self, fn, alone=alone)
-        conn = _inline_conns.get(id(self))
-        if conn is None:
-            conn = sqlite3.connect(
-                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA synchronous = NORMAL")
-            _inline_conns[id(self)] = conn
-        try:
-            if self._writer:
-                conn.execute("BEGIN IMMEDIATE")
-            result = fn(conn)
-            if self._writer:
-                conn.execute("COMMIT")
-            return result
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreUnavailable(f"the notification store is unavailable ({exc})") from exc
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    sqlite_worker.SQLiteThread.run = _run_inline  # type: ignore[method-assign]
+    sqlite_inline.install(reads_only="sqliteinline" not in VARIANTS)
 
 if "fastdisconnect" in VARIANTS:
     from socketio import base_manager

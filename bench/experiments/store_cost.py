@@ -11,15 +11,13 @@ Prints CPU microseconds per delivery (all threads; system time apart) and wall t
 import asyncio
 import resource
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
-from typing import Any
 
+import sqlite_inline
 import uvloop
 
-from pns_sio.store import sqlite_worker
 from pns_sio.store.sqlite import SQLiteStore
 
 DELIVERIES = 10_000
@@ -30,25 +28,6 @@ def cpu() -> tuple[float, float]:
     return r.ru_utime + r.ru_stime, r.ru_stime
 
 
-def run_inline() -> None:
-    conns: dict[str, sqlite3.Connection] = {}
-
-    async def run(self: Any, fn: Any, *, alone: bool = False) -> Any:
-        conn = conns.get(self._path)
-        if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conns[self._path] = conn
-        if not self._writer or alone:
-            return fn(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        result = fn(conn)
-        conn.execute("COMMIT")
-        return result
-
-    sqlite_worker.SQLiteThread.run = run  # type: ignore[method-assign]
-
-
 async def main(mode: str) -> None:
     d = tempfile.mkdtemp()
     store = await SQLiteStore.open(f"sqlite:///{d}/s.db")
@@ -56,7 +35,7 @@ async def main(mode: str) -> None:
     for chunk in range(30):
         await store.create_many([(u, {"text": "hello", "n": chunk}) for u in users])
     if mode == "inline":
-        run_inline()
+        sqlite_inline.install()
 
     async def one(i: int) -> None:
         user = users[i % 1000]
