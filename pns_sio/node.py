@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import socketio
-
 from . import jsoncodec
 from .auth import build_authenticator
 from .broker import LocalBroker, RedisBroker
@@ -24,7 +22,7 @@ from .delivery import Delivery
 from .errors import StoreUnavailable
 from .metrics import Metrics
 from .notifier import Notifier
-from .realtime import Realtime
+from .realtime import Realtime, Server
 from .settings import Settings, normalize_origin
 from .store import UnseenCount, open_store
 from .store.guarded import GuardedStore
@@ -86,7 +84,7 @@ class Node:
             if settings.redis_url
             else LocalBroker()
         )
-        self.sio = socketio.AsyncServer(
+        self.sio = Server(
             async_mode="aiohttp",
             client_manager=self.broker,
             cors_allowed_origins=origin_policy(settings),

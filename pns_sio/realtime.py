@@ -60,6 +60,23 @@ class Connection:
         return self.identity.user_id
 
 
+class Server(socketio.AsyncServer):
+    """python-socketio's server, except for a client's event named ``"*"``.
+
+    python-socketio looks an event's name up among the handlers before falling back
+    to the catch-all, and ``"*"`` is the catch-all's own key: such an event reached
+    the catch-all without its name, so the handler crashed and the client never got
+    an answer. Here it is dispatched like any other unknown event.
+    """
+
+    def _get_event_handler(self, event: Any, namespace: str, args: tuple[Any, ...]) -> Any:
+        if event == "*":
+            handler = self.handlers.get(namespace, {}).get("*")
+            if handler is not None:
+                return handler, (event, *args)
+        return super()._get_event_handler(event, namespace, args)
+
+
 def handshake_from_environ(environ: dict[str, Any], auth: Any) -> Handshake:
     headers = {
         key[5:].lower().replace("_", "-"): value

@@ -86,6 +86,20 @@ async def test_random_events_get_invalid_request(target, event, args) -> None:
     await unchanged(node)
 
 
+@pytest.mark.parametrize("args", [(), ({"limit": 1},), ("someone-elses-sid", 1)])
+async def test_an_event_named_like_the_catch_all_gets_invalid_request(target, args) -> None:
+    # python-socketio looks the event name up among the handlers first, and "*" is the
+    # catch-all's own key: without care the catch-all is called without the event name.
+    node, device = target
+    answer = await device.emit_call("*", *args) if args else await device.emit_call("*", ())
+    assert answer == {
+        "ok": False,
+        "error": {"code": "invalid_request", "message": "unknown event '*'"},
+    }
+    assert device.sio.connected
+    await unchanged(node)
+
+
 @SHARED
 @given(body=payloads)
 async def test_random_http_bodies_are_refused_with_nothing_stored(target, http, body) -> None:
