@@ -46,6 +46,21 @@ async def test_list_unseen_is_oldest_first_and_limited(store: NotificationStore)
     assert [n.id for n in await store.list_unseen("42", 100)] == ids
 
 
+async def test_records_created_together_page_in_order_each_once(store: NotificationStore) -> None:
+    # A batch shares one timestamp; the id orders the ties, so paging neither skips nor
+    # repeats, and the batch comes out in the order it went in.
+    await store.create_many([("42", {"n": i}) for i in range(7)])
+    await store.create("42", {"n": 7})
+    seen: list[int] = []
+    for _ in range(10):
+        page = await store.list_unseen("42", 3)
+        if not page:
+            break
+        seen += [n.data["n"] for n in page]
+        await store.mark_seen("42", [n.id for n in page])
+    assert seen == list(range(8))
+
+
 async def test_mark_seen_marks_only_unseen_records_of_that_user(store: NotificationStore) -> None:
     mine = [(await store.create("42", {"n": i})).id for i in range(3)]
     theirs = (await store.create("7", {"n": 9})).id

@@ -55,6 +55,9 @@ DEFAULT_DATABASE = "pns"
 NOTIFICATIONS = "notifications"
 USERS = "pns_users"
 KEYS = "pns_idempotency"
+# Earlier versions made (user_id, seen_date, creation_date): a prefix of this one, so it
+# serves nothing this one does not; it is left in place (an application may use it).
+UNSEEN_INDEX = [("user_id", 1), ("seen_date", 1), ("creation_date", 1), ("_id", 1)]
 
 # Building the index on a large existing collection can outlast the per-call
 # timeout; give it this long. (Under pymongo.timeout() server selection waits
@@ -159,11 +162,11 @@ class MongoStore:
         try:
             await store.ping()
             with _unavailable_on_outage(), pymongo.timeout(INDEX_BUILD_TIMEOUT):
-                # PROTOCOL: index (user_id, seen_date, creation_date) serves
-                # both the unseen count and the oldest-first listing.
-                await store._notifications.create_index(
-                    [("user_id", 1), ("seen_date", 1), ("creation_date", 1)]
-                )
+                # PROTOCOL: index (user_id, seen_date, creation_date, _id) serves
+                # both the unseen count and the oldest-first listing. The _id is
+                # the listing's tie-break: without it in the index, MongoDB sorts
+                # every unseen record of the user in memory for each page.
+                await store._notifications.create_index(UNSEEN_INDEX)
                 if retention is not None:
                     await store._ensure_ttl(
                         store._notifications, "seen_date", retention, "pns_seen_retention"

@@ -67,6 +67,16 @@ INSERT_NOTIFICATION = (
     " creation_date, seen_date) VALUES (?, ?, ?, ?, NULL)"
 )
 
+# Oldest first; records created together (a batch shares one timestamp) in the order
+# they were written. Every index entry ends with the rowid, so the index gives this
+# order as it is and a page is read without sorting the user's backlog (ordering the
+# ties by notification_id made SQLite sort them all on every fetch).
+LIST_UNSEEN = (
+    "SELECT notification_id, user_id, notification_data, creation_date, seen_date"
+    " FROM notifications WHERE user_id = ? AND seen_date IS NULL"
+    " ORDER BY creation_date, rowid LIMIT ?"
+)
+
 COUNT_UNSEEN = "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND seen_date IS NULL"
 
 BUMP_REV = """
@@ -175,12 +185,7 @@ class SQLiteStore:
 
     async def list_unseen(self, user_id: str, limit: int) -> list[Notification]:
         def read(conn: sqlite3.Connection) -> list[Notification]:
-            rows = conn.execute(
-                "SELECT notification_id, user_id, notification_data, creation_date, seen_date"
-                " FROM notifications WHERE user_id = ? AND seen_date IS NULL"
-                " ORDER BY creation_date, notification_id LIMIT ?",
-                (user_id, limit),
-            ).fetchall()
+            rows = conn.execute(LIST_UNSEEN, (user_id, limit)).fetchall()
             return [_row_to_notification(row) for row in rows]
 
         return await self._reader.run(read)

@@ -147,7 +147,7 @@ class Store {
       .pluck();
     this.sList = db.prepare(
       'SELECT notification_id, notification_data, creation_date FROM notifications' +
-        ' WHERE user_id = ? AND seen_date IS NULL ORDER BY creation_date, notification_id LIMIT ?',
+        ' WHERE user_id = ? AND seen_date IS NULL ORDER BY creation_date, rowid LIMIT ?',
     );
     this.sMark = db.prepare(
       'UPDATE notifications SET seen_date = ? WHERE notification_id = ? AND user_id = ? AND seen_date IS NULL',
