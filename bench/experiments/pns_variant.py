@@ -41,6 +41,9 @@ proposed server change would buy before anyone edits the server.
 - seenindex: the SQLite store with the partial index on seen_date it had until the retention
              purge walked the table in rowid windows (every mark_seen inserted into it): the
              before of that change.
+- onethread: fetch's list of unseen notifications runs on the SQLite writer's thread (in its
+             batch transaction) instead of the reader's: one thread to wake and one batch per
+             round, instead of two threads taking turns with the loop for the GIL.
 - nohiredis: redis-py parses replies and pub/sub messages in pure Python (its _AsyncRESP3Parser)
              even though hiredis is installed (the before of adding hiredis).
 
@@ -75,6 +78,7 @@ KNOWN = {
     "cprofile",
     "directsend",
     "seenindex",
+    "onethread",
 }
 if VARIANTS - KNOWN:
     sys.exit(f"pns_variant: unknown variant(s) {sorted(VARIANTS - KNOWN)}; known: {sorted(KNOWN)}")
@@ -439,6 +443,22 @@ if "seenindex" in VARIANTS:
         "CREATE INDEX IF NOT EXISTS ix_notifications_seen ON notifications (seen_date)"
         " WHERE seen_date IS NOT NULL;",
     )
+
+if "onethread" in VARIANTS:
+    from pns_sio.store import sqlite as pns_sqlite
+
+    class _WriterAsReader:
+        """What SQLiteStore.list_unseen uses of the store, with the writer as reader."""
+
+        def __init__(self, store: Any) -> None:
+            self._reader = store._writer
+
+    _list_unseen = pns_sqlite.SQLiteStore.list_unseen
+
+    async def _list_on_writer(self: Any, user_id: str, limit: int) -> Any:
+        return await _list_unseen(_WriterAsReader(self), user_id, limit)  # type: ignore[arg-type]
+
+    pns_sqlite.SQLiteStore.list_unseen = _list_on_writer  # type: ignore[method-assign]
 
 if "cprofile" in VARIANTS:
     import cProfile
