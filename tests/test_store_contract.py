@@ -47,8 +47,8 @@ async def test_list_unseen_is_oldest_first_and_limited(store: NotificationStore)
 
 
 async def test_records_created_together_page_in_order_each_once(store: NotificationStore) -> None:
-    # A batch shares one timestamp; the id orders the ties, so paging neither skips nor
-    # repeats, and the batch comes out in the order it went in.
+    # A batch shares one timestamp; the written order settles the ties, so paging neither
+    # skips nor repeats, and the batch comes out in the order it went in.
     await store.create_many([("42", {"n": i}) for i in range(7)])
     await store.create("42", {"n": 7})
     seen: list[int] = []

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pymongo import AsyncMongoClient
 
+from pns_sio.store import open_store
 from pns_sio.store import sqlite as sqlite_store
 from pns_sio.store.mongo import NOTIFICATIONS, UNSEEN_INDEX
 from pns_sio.store.sqlite import SQLiteStore
@@ -44,8 +45,6 @@ async def test_sqlite_lists_a_page_from_the_index_without_sorting(tmp_path: Path
 
 
 async def test_mongo_has_the_listing_index_with_the_id(mongo_url: str) -> None:
-    from pns_sio.store import open_store
-
     url = fresh_mongo_database(mongo_url, "listing-index")
     store = await open_store(url, timeout=5.0)
     try:
