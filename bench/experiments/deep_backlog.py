@@ -1,10 +1,12 @@
-"""One user's deep backlog, drained page by page as a device would (list, then mark):
-what each page costs the SQLite store when the backlog arrived in batches (a batch
-shares one timestamp, so its records tie in the oldest-first order).
+"""One user's deep backlog: what a create costs with it in place, then the backlog drained
+page by page as a device would (list, then mark), on the SQLite store. The backlog
+arrives in batches (a batch shares one timestamp, so its records tie in the
+oldest-first order).
 
     .venv/bin/python bench/experiments/deep_backlog.py [UNSEEN [BATCH [PAGE]]]   # 100000 1000 100
 
-Prints the mean and the largest list time per page, and the whole drain.
+Prints the mean create time for that user, the mean and largest list time per page, and
+the whole drain.
 """
 
 import asyncio
@@ -25,6 +27,12 @@ async def main(unseen: int, batch: int, page: int) -> None:
             await store.create_many([("deep", {"text": "hello", "n": start + i}) for i in range(n)])
         # Other users' records around it, as in a shared table.
         await store.create_many([(str(u), {"text": "hello"}) for u in range(1000)])
+        creates = 200
+        t = time.perf_counter()
+        for i in range(creates):
+            await store.create("deep", {"text": "one more", "n": unseen + i})
+        per_create = (time.perf_counter() - t) / creates
+        unseen += creates
         lists: list[float] = []
         t0 = time.perf_counter()
         for _ in range(unseen // page + 2):  # bounded: one page more than the backlog
@@ -38,6 +46,7 @@ async def main(unseen: int, batch: int, page: int) -> None:
         left = (await store.unseen("deep")).count
         print(
             f"unseen {unseen} in batches of {batch}, pages of {page}: "
+            f"create {per_create * 1000:.2f} ms; "
             f"list mean {sum(lists) / len(lists) * 1000:.2f} ms, max {max(lists) * 1000:.2f} ms; "
             f"drain {total:.1f} s for {len(lists)} pages; left {left}"
         )

@@ -1,0 +1,117 @@
+"""SQLite keeps each user's unseen count beside the rev, with the rev it is true at.
+
+A create or a mark then costs the same whatever the user's backlog, and any writer
+that raises the rev without keeping the count (an earlier version sharing the file,
+an application's own write it announces) makes PNS count again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pns_sio.store.sqlite import SQLiteStore
+
+STAMP = "2026-11-26T00:00:00.000000+00:00"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    opened = await SQLiteStore.open(f"sqlite:///{tmp_path / 'store.db'}")
+    yield opened
+    await opened.close()
+
+
+def _behind_pns(store: SQLiteStore, sql: str, *args: object) -> None:
+    """A write by another program on the same file (autocommit)."""
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(sql, args)
+
+
+def _truth(store: SQLiteStore, user: str) -> int:
+    with sqlite3.connect(store.path) as conn:
+        query = "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND seen_date IS NULL"
+        return int(conn.execute(query, (user,)).fetchone()[0])
+
+
+async def test_creates_and_marks_keep_the_count(store: SQLiteStore) -> None:
+    created = await store.create_many([("u", {"n": i}) for i in range(5)] + [("v", {})])
+    assert [c.count for c in created] == [5] * 5 + [1]
+    marked = await store.mark_seen("u", [c.id for c in created[:2]])
+    assert (marked.changed, marked.count) == (2, 3)
+    again = await store.mark_seen("u", [c.id for c in created[:3]])
+    assert (again.changed, again.count) == (1, 2)
+    assert (await store.create("u", {})).count == 3
+    assert (await store.unseen("u")).count == 3 == _truth(store, "u")
+    assert (await store.unseen("v")).count == 1 == _truth(store, "v")
+
+
+async def test_a_write_announced_by_the_application_is_counted(store: SQLiteStore) -> None:
+    first = await store.create("u", {})
+    # The application writes the file itself: two records more, and marks one seen.
+    _behind_pns(
+        store,
+        "INSERT INTO notifications VALUES ('app-1', 'u', '{}', ?, NULL),"
+        " ('app-2', 'u', '{}', ?, NULL)",
+        STAMP,
+        STAMP,
+    )
+    _behind_pns(
+        store, "UPDATE notifications SET seen_date = ? WHERE notification_id = ?", STAMP, first.id
+    )
+    # Not announced yet: PNS goes by the count it kept (the protocol asks for announce()).
+    assert (await store.unseen("u")).count == 1
+    rev = await store.bump_rev("u")  # what the publisher's announce() does
+    unseen = await store.unseen("u")
+    assert (unseen.rev, unseen.count) == (rev, 2) and _truth(store, "u") == 2
+    assert (await store.create("u", {})).count == 3 == _truth(store, "u")
+
+
+async def test_a_writer_that_does_not_keep_the_count_makes_pns_count_again(
+    store: SQLiteStore,
+) -> None:
+    await store.create_many([("u", {}), ("u", {})])
+    # An earlier version sharing the file: it adds a record and raises the rev only.
+    _behind_pns(
+        store,
+        "INSERT INTO notifications VALUES ('old-1', 'u', '{}', ?, NULL)",
+        STAMP,
+    )
+    _behind_pns(store, "UPDATE pns_users SET rev = rev + 1 WHERE user_id = 'u'")
+    assert (await store.unseen("u")).count == 3
+    assert (await store.create("u", {})).count == 4
+    marked = await store.mark_seen("u", ["old-1"])
+    assert (marked.changed, marked.count) == (1, 3) and _truth(store, "u") == 3
+
+
+async def test_a_file_from_before_the_kept_count_gets_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE notifications (notification_id TEXT PRIMARY KEY, user_id TEXT NOT"
+            " NULL, notification_data TEXT NOT NULL, creation_date TEXT NOT NULL, seen_date"
+            " TEXT);"
+            "CREATE TABLE pns_users (user_id TEXT PRIMARY KEY, rev INTEGER NOT NULL);"
+            f"INSERT INTO notifications VALUES ('a', 'u', '{{}}', '{STAMP}', NULL),"
+            f" ('b', 'u', '{{}}', '{STAMP}', NULL), ('c', 'u', '{{}}', '{STAMP}', '{STAMP}');"
+            "INSERT INTO pns_users VALUES ('u', 7);"
+        )
+    # Two nodes open it at once: both find the columns there afterwards.
+    url = f"sqlite:///{path}"
+    first, second = await asyncio.gather(SQLiteStore.open(url), SQLiteStore.open(url))
+    try:
+        unseen = await first.unseen("u")
+        assert (unseen.rev, unseen.count) == (7, 2)
+        created = await second.create("u", {})
+        assert (created.rev, created.count) == (8, 3)
+        assert (await first.mark_seen("u", ["a"])).count == 2
+    finally:
+        await first.close()
+        await second.close()
+    with sqlite3.connect(path) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(pns_users)")}
+    assert {"unseen", "unseen_rev"} <= columns
