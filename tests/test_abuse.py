@@ -106,7 +106,9 @@ async def test_connection_closes_when_its_token_expires(start_node, connect, sql
 
 
 async def test_a_client_that_stops_reading_is_dropped(start_node, connect, http) -> None:
-    node = await start_node(max_queued_frames=50)
+    # Pings far apart: the stalled client answers none, and a ping timeout (10 s at the
+    # test default) must not close it before the watchdog does on a slow machine.
+    node = await start_node(max_queued_frames=50, ping_interval=60.0, ping_timeout=60.0)
     reader = await connect(node, "42")
     await reader.wait_count(0)
     stalled = RawClient(http)
