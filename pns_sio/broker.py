@@ -201,7 +201,9 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
         if urlparse(self.redis_url).scheme.endswith("+sentinel"):
             sentinels, service, extra = parse_redis_sentinel_url(self.redis_url)
             options.update(extra)
-            sentinel = aioredis.sentinel.Sentinel(sentinels, **options)  # type: ignore[no-untyped-call]
+            # Through Any: redis-py's hints for Sentinel differ between releases.
+            sentinel_class: Any = aioredis.sentinel.Sentinel
+            sentinel = sentinel_class(sentinels, **options)
             return sentinel.master_for(service or self.channel)
         return aioredis.Redis.from_url(self.redis_url, **options)
 

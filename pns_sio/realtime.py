@@ -250,6 +250,10 @@ class Realtime:
 
         conn.pending_ack = future
         try:
+            if self.connections.get(conn.sid) is not conn:
+                # Closed while its batch was read (flooding, expiry, a stop): nobody is
+                # left to acknowledge, so the fetch ends now instead of at the timeout.
+                raise ClientGone()
             # ignore_queue: the ack must come back to this node, not through Redis.
             await self.sio.emit(EV_BATCH, batch, to=conn.sid, callback=on_ack, ignore_queue=True)
             async with asyncio.timeout(self.ack_timeout):

@@ -37,6 +37,7 @@ from engineio import packet as eio_packet
 logger = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 2.0
+FRAME_HEADER_MAX = 14  # a WebSocket frame's header: 2 bytes, 8 of length, 4 of mask
 
 
 class PNSWebSocket:
@@ -93,12 +94,21 @@ class PNSWebSocket:
             raise OSError()
         return msg.data
 
-    def congested(self) -> bool:
-        """True while the kernel takes no more bytes and the transport holds a backlog."""
+    def takes_at_once(self, size: int) -> bool:
+        """True when a frame of ``size`` bytes can be written without anyone waiting.
+
+        aiohttp's writer awaits the transport's drain once it has written 64 KiB
+        while the transport is paused, and the transport pauses when its buffer
+        passes the high-water mark; it resumes only at the low-water mark. So a
+        write can never wait when the buffer is at or under the low mark (not
+        paused) and stays at or under the high mark after it (not pausing).
+        """
         transport = getattr(self._request, "transport", None)
-        if transport is None:
+        if transport is None or transport.is_closing():
             return False
-        return bool(transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1])
+        low, high = transport.get_write_buffer_limits()
+        buffered = int(transport.get_write_buffer_size())
+        return buffered <= low and buffered + size + FRAME_HEADER_MAX <= high
 
 
 class _NoQueue:
@@ -208,7 +218,12 @@ class EngineIOLoop:
         if not await self.eio_socket.check_ping_timeout():
             return
         data = pkt.encode()
-        if self._flusher is None and not self.ws.congested():
+        # PROTOCOL: a client that stops reading delays nobody else. Whoever emits
+        # (a count push, the Redis listener, a batch) never waits on this socket:
+        # the frame is written only when the write cannot wait for a drain, and
+        # otherwise queued for this connection's own flusher task.
+        size = len(data) if isinstance(data, bytes) or data.isascii() else 4 * len(data)
+        if self._flusher is None and self.ws.takes_at_once(size):
             await self._write(data)
             return
         if self.backlog is None:

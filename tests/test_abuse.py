@@ -9,12 +9,13 @@ import time
 import jwt
 import pytest
 
+from pns_sio.transport import waiting_frames
 from pns_sio.wire import EV_DISCONNECT, user_room
 
 from .conftest import API_TOKEN, notify
 from .support.devices import ConnectRefused
 from .support.nodes import node_settings
-from .support.raw import RawClient
+from .support.stalled import StalledClient
 from .support.waiting import eventually
 
 SECRET = "abuse-tests-secret-0123456789abcdef"
@@ -105,27 +106,43 @@ async def test_connection_closes_when_its_token_expires(start_node, connect, sql
     assert node.metric("pns_connections_closed_total", reason="token_expired") == 1
 
 
-async def test_a_client_that_stops_reading_is_dropped(start_node, connect, http) -> None:
-    # Pings far apart: the stalled client answers none, and a ping timeout (10 s at the
-    # test default) must not close it before the watchdog does on a slow machine.
-    node = await start_node(max_queued_frames=50, ping_interval=60.0, ping_timeout=60.0)
+async def test_a_client_that_stops_reading_holds_up_nobody(start_node, connect, http) -> None:
+    # Pings far apart: only the slow-reader watchdog may close the stalled client.
+    node = await start_node(max_queued_frames=200, ping_interval=60.0, ping_timeout=60.0)
     reader = await connect(node, "42")
     await reader.wait_count(0)
-    stalled = RawClient(http)
-    await stalled.open(node.url, {"user_id": "42"})
-    await stalled.event("new-notifications-count")
-    # From now on `stalled` reads nothing; the node keeps emitting to the user's room.
-    big = {"text": "x" * 8192}
-    for _ in range(3000):
-        await node.node.sio.emit("app-event", big, room=user_room("42"))
-        if node.metric("pns_connections_closed_total", reason="slow_reader"):
+    stalled = StalledClient()
+    await stalled.open(node.settings.port, {"user_id": "42"})
+    stalled.shrink_node_side(node)
+    stalled.keep_talking()  # never silent: only its unread frames give it away
+    # Big frames until the stalled socket backs up (each past aiohttp's 64 KiB drain
+    # step, so a write that may wait for the client does), then small ones until the
+    # backlog passes the bound. Bounded: 200 x 70 KB is far past what its buffers hold.
+    sent = 0
+    for text in ["x" * 70_000] * 200 + ["y"] * 400:
+        if waiting_frames_of(node) > 200:
             break
+        if len(text) > 1 and waiting_frames_of(node) > 0:
+            continue
+        # PROTOCOL: no emit waits on a client that stops reading. Were it to, this
+        # emit would hang until the watchdog dropped the stalled client.
+        async with asyncio.timeout(10):
+            await node.node.sio.emit("app-event", {"text": text}, room=user_room("42"))
+        sent += 1
+        assert stalled.connected_to(node), "an emit waited until the stalled client was dropped"
+    assert waiting_frames_of(node) > 200, "the stalled client's frames never backed up"
     await eventually(lambda: node.metric("pns_connections_closed_total", reason="slow_reader") == 1)
     await eventually(lambda: len(node.node.realtime.connections) == 1)
-    # The reading device is untouched.
+    # The reading device got every frame and stays.
+    await reader.until(lambda: sum(e == "app-event" for e, _ in reader.events) == sent)
     await notify(http, node, "42")
     await reader.wait_count(1)
     await stalled.close()
+
+
+def waiting_frames_of(node) -> int:
+    """The most frames any of the node's connections has waiting for its client."""
+    return max((waiting_frames(s) for s in node.node.sio.eio.sockets.values()), default=0)
 
 
 async def test_no_event_lets_a_client_join_another_users_room(start_node, connect, http) -> None:
