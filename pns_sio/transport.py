@@ -108,7 +108,7 @@ class PNSWebSocket:
             return False
         low, high = transport.get_write_buffer_limits()
         buffered = int(transport.get_write_buffer_size())
-        return buffered <= low and buffered + size + FRAME_HEADER_MAX <= high
+        return bool(buffered <= low and buffered + size + FRAME_HEADER_MAX <= high)
 
 
 class _NoQueue:
