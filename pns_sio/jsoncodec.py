@@ -8,6 +8,11 @@ reads differently (it turns integers past 64 bits into floats) goes to the
 standard library, so what a client may send and what PNS answers do not change;
 the one difference: a non-finite float is written ``null`` (as JavaScript's
 JSON.stringify does) where the stdlib writes ``Infinity``, which browsers refuse.
+
+Input nested deeper than ``MAX_DEPTH`` levels is refused on purpose
+(``MalformedJSON``), on every path that reads JSON from outside (Socket.IO
+packets, HTTP bodies, Redis messages, the forward-auth answer), rather than by
+accident at whichever parser's recursion limit comes first.
 """
 
 from __future__ import annotations
@@ -51,30 +56,70 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+MAX_DEPTH = 64
+
+
+class MalformedJSON(ValueError):
+    """Text that is not JSON, or JSON nested deeper than ``MAX_DEPTH`` levels."""
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> Any:
+    """Return ``value``; raise ``MalformedJSON`` when its containers nest past ``limit``."""
+    if not isinstance(value, dict | list):
+        return value
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise MalformedJSON(f"nested deeper than {limit} levels")
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return value
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
 def loads_strict(text: str | bytes) -> Any:
     """Standard JSON only, as HTTP bodies must be: ``NaN`` and ``Infinity`` raise
-    ``ValueError`` (orjson refuses them too, and the stdlib then says why)."""
+    ``MalformedJSON`` (orjson refuses them too, and the stdlib then says why), and so
+    does nesting past ``MAX_DEPTH``."""
     if orjson is not None:
         long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
         if long_digits.search(text) is None:  # type: ignore[arg-type]
             try:
-                return orjson.loads(text)
-            except ValueError:  # orjson.JSONDecodeError
+                return check_depth(orjson.loads(text))
+            except MalformedJSON:
+                raise
+            except ValueError:  # orjson.JSONDecodeError; also past its own depth of 1024
                 pass
-    return _std.loads(text, parse_constant=_refuse_constant)
+    return _std_loads(text, parse_constant=_refuse_constant)
+
+
+def _std_loads(text: str | bytes, **kwargs: Any) -> Any:
+    try:
+        return check_depth(_std.loads(text, **kwargs))
+    except RecursionError:
+        raise MalformedJSON(f"nested deeper than {MAX_DEPTH} levels") from None
+    except MalformedJSON:
+        raise
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise MalformedJSON(str(exc)) from None
 
 
 def loads(text: str | bytes, **kwargs: Any) -> Any:
+    """JSON as the wire sends it; ``MalformedJSON`` (a ``ValueError``) when it is not, or
+    when it nests past ``MAX_DEPTH``."""
     if orjson is not None and not kwargs:
         long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
-        if long_digits.search(text) is not None:  # type: ignore[arg-type]
-            return _std.loads(text)
-        try:
-            return orjson.loads(text)
-        except ValueError:  # orjson.JSONDecodeError
-            pass
-    return _std.loads(text, **kwargs)
+        if long_digits.search(text) is None:  # type: ignore[arg-type]
+            try:
+                return check_depth(orjson.loads(text))
+            except MalformedJSON:
+                raise
+            except ValueError:  # orjson.JSONDecodeError
+                pass
+    return _std_loads(text, **kwargs)

@@ -77,6 +77,9 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.malformed = Counter(
+            "pns_malformed_packets", "Client packets dropped as unreadable", registry=r
+        )
         self.http_requests = Counter(
             "pns_http_requests", "HTTP API requests by status", ["status"], registry=r
         )

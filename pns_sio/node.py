@@ -22,7 +22,7 @@ from .delivery import Delivery
 from .errors import StoreUnavailable
 from .metrics import Metrics
 from .notifier import Notifier
-from .realtime import Realtime, Server
+from .realtime import Realtime
 from .settings import Settings, normalize_origin
 from .store import UnseenCount, open_store
 from .store.guarded import GuardedStore
@@ -84,19 +84,6 @@ class Node:
             if settings.redis_url
             else LocalBroker()
         )
-        self.sio = Server(
-            async_mode="aiohttp",
-            client_manager=self.broker,
-            cors_allowed_origins=origin_policy(settings),
-            cors_credentials=True,
-            ping_interval=settings.ping_interval,
-            ping_timeout=settings.ping_timeout,
-            max_http_buffer_size=settings.max_message_bytes,
-            logger=False,
-            engineio_logger=False,
-            # Note: python-socketio sets this on its Packet class, for the process.
-            json=jsoncodec,
-        )
         # The backends give up after store_timeout themselves (cleanly, nothing
         # written); the guard is the backstop for a driver that hangs anyway.
         self.store = GuardedStore(
@@ -112,18 +99,31 @@ class Node:
             on_sent=self.metrics.counts_sent.inc,
         )
         self.delivery = Delivery(self.store, self.counts, on_seen=self.metrics.delivered.inc)
-        # The HTTP API's way in: the node's own manager serves its devices first.
-        self.notifier = Notifier(self.store, self.sio.emit, on_created=self.metrics.created.inc)
         self.authenticator = build_authenticator(settings)
         self.realtime = Realtime(
-            self.sio,
             authenticator=self.authenticator,
             delivery=self.delivery,
             counts=self.counts,
             metrics=self.metrics,
             settings=settings,
             tasks=self.tasks,
+            server_options={
+                "async_mode": "aiohttp",
+                "client_manager": self.broker,
+                "cors_allowed_origins": origin_policy(settings),
+                "cors_credentials": True,
+                "ping_interval": settings.ping_interval,
+                "ping_timeout": settings.ping_timeout,
+                "max_http_buffer_size": settings.max_message_bytes,
+                "logger": False,
+                "engineio_logger": False,
+                # Note: python-socketio sets this on the server's packet class.
+                "json": jsoncodec,
+            },
         )
+        self.sio = self.realtime.sio
+        # The HTTP API's way in: the node's own manager serves its devices first.
+        self.notifier = Notifier(self.store, self.sio.emit, on_created=self.metrics.created.inc)
         install_websocket(self.sio)
         self.watchdog = SlowClientWatchdog(
             self.sio,

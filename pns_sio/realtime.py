@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,8 @@ from .errors import (
 )
 from .limits import KeyedBuckets, TokenBucket, client_address, parse_networks
 from .metrics import Metrics
+from .packets import ClientEventName, ClientPacket, PacketRefused
+from .quiet_log import QuietLog
 from .settings import Settings
 from .tasks import TaskOwner
 from .wire import EV_BATCH, EV_COUNT, EV_DISCONNECT, EV_FETCH, NAMESPACE, user_room
@@ -41,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 
 FLOOD_DISCONNECT = 100  # refusals in a row before a flooding connection is closed
+# Kept in a session's environ from its Engine.IO open to its Socket.IO connect.
+HANDSHAKE_VERDICT = "pns.handshake_allowed"
+JOIN_TIMER = "pns.join_timer"
 
 
 @dataclass(slots=True)
@@ -61,20 +67,41 @@ class Connection:
 
 
 class Server(socketio.AsyncServer):
-    """python-socketio's server, except for a client's event named ``"*"``.
+    """python-socketio's server, hardened where a client's packets reach it.
 
-    python-socketio looks an event's name up among the handlers before falling back
-    to the catch-all, and ``"*"`` is the catch-all's own key: such an event reached
-    the catch-all without its name, so the handler crashed and the client never got
-    an answer. Here it is dispatched like any other unknown event.
+    Packets are decoded by ``ClientPacket`` (reserved names, shapes, depth and
+    attachments; see ``packets.py``). What still fails to decode or dispatch (garbage
+    that is no Socket.IO packet at all) is dropped here and reported to
+    ``on_malformed``; a ``PacketRefused`` closes the connection. ``on_session`` hears
+    of every Engine.IO session as it opens, before it joins the namespace.
     """
 
-    def _get_event_handler(self, event: Any, namespace: str, args: tuple[Any, ...]) -> Any:
-        if event == "*":
-            handler = self.handlers.get(namespace, {}).get("*")
-            if handler is not None:
-                return handler, (event, *args)
-        return super()._get_event_handler(event, namespace, args)
+    def __init__(
+        self,
+        *,
+        on_malformed: Callable[[str, bool], None],
+        on_session: Callable[[str, dict[str, Any]], None],
+        **options: Any,
+    ) -> None:
+        super().__init__(serializer=ClientPacket, **options)
+        self._on_malformed = on_malformed
+        self._on_session = on_session
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        result = await super()._handle_eio_connect(eio_sid, environ)
+        self._on_session(eio_sid, environ)
+        return result
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except PacketRefused as exc:
+            self._binary_packet.pop(eio_sid, None)
+            self._on_malformed(str(exc), True)
+            await self.eio.disconnect(eio_sid)
+        except Exception as exc:  # a packet python-socketio cannot read: drop it
+            self._binary_packet.pop(eio_sid, None)
+            self._on_malformed(f"{type(exc).__name__}: {str(exc)[:100]}", False)
 
 
 def handshake_from_environ(environ: dict[str, Any], auth: Any) -> Handshake:
@@ -93,8 +120,8 @@ class Realtime:
 
     def __init__(
         self,
-        sio: socketio.AsyncServer,
         *,
+        server_options: dict[str, Any],
         authenticator: Authenticator,
         delivery: Delivery,
         counts: CountService,
@@ -102,7 +129,10 @@ class Realtime:
         settings: Settings,
         tasks: TaskOwner,
     ) -> None:
-        self.sio = sio
+        self.sio = Server(
+            on_malformed=self._malformed, on_session=self.on_session, **server_options
+        )
+        sio = self.sio
         self.authenticator = authenticator
         self.delivery = delivery
         self.counts = counts
@@ -115,6 +145,7 @@ class Realtime:
         self.handshakes = KeyedBuckets(settings.handshake_rate, settings.handshake_burst)
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.accepting = True
+        self.quiet = QuietLog(logger)
         # Set whenever no fetch is waiting for its acknowledgement (drain waits on it).
         self._no_fetch_in_flight = asyncio.Event()
         self._no_fetch_in_flight.set()
@@ -129,6 +160,35 @@ class Realtime:
 
     # -- connection lifecycle ------------------------------------------------
 
+    def on_session(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        """An Engine.IO session opened: it spends a handshake of its address now, and
+        is closed if it has not joined the namespace within the connect timeout."""
+        handshake = handshake_from_environ(environ, None)
+        address = client_address(
+            handshake.remote, handshake.headers.get("x-forwarded-for"), self.trusted_proxies
+        )
+        environ[HANDSHAKE_VERDICT] = self.handshakes.take(address)
+        loop = asyncio.get_running_loop()
+        environ[JOIN_TIMER] = loop.call_later(
+            self.settings.connect_timeout, self._join_timeout, eio_sid, environ
+        )
+
+    def _join_timeout(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        # PROTOCOL: a session that does not join within the connect timeout is closed.
+        if environ.pop(JOIN_TIMER, None) is None:
+            return  # joined meanwhile
+        if eio_sid in self.sio.eio.sockets:
+            self.metrics.closed.labels("connect_timeout").inc()
+            self.tasks.spawn(self.sio.eio.disconnect(eio_sid), name="join-timeout")
+
+    def _malformed(self, problem: str, closing: bool) -> None:
+        self.metrics.malformed.inc()
+        if closing:
+            self.metrics.closed.labels("malformed").inc()
+        self.quiet.info(
+            "malformed packet%s: %s", " (connection closed)" if closing else "", problem
+        )
+
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         if not self.accepting:
             self.metrics.connects.labels("stopping").inc()
@@ -137,8 +197,12 @@ class Realtime:
         address = client_address(
             handshake.remote, handshake.headers.get("x-forwarded-for"), self.trusted_proxies
         )
-        # Before authenticating: a storm of bad handshakes costs no auth work.
-        if not self.handshakes.take(address):
+        # Before authenticating: a storm of bad handshakes costs no auth work. The
+        # Engine.IO session took the address's token when it opened (on_session).
+        verdict = environ.get(HANDSHAKE_VERDICT)
+        if verdict is None:
+            verdict = self.handshakes.take(address)
+        if not verdict:
             self.metrics.connects.labels("rate_limited").inc()
             raise RefuseConnection("rate_limited", {"code": "rate_limited"})
         try:
@@ -155,6 +219,9 @@ class Realtime:
             self.metrics.connects.labels("rate_limited").inc()
             raise RefuseConnection("rate_limited", {"code": "rate_limited"})
         self.per_user[identity.user_id] += 1
+        timer = environ.pop(JOIN_TIMER, None)
+        if timer is not None:
+            timer.cancel()
         bucket = TokenBucket(self.settings.event_rate, self.settings.event_burst)
         self.connections[sid] = Connection(sid=sid, identity=identity, bucket=bucket)
         self.metrics.connects.labels("accepted").inc()
@@ -277,7 +344,7 @@ class Realtime:
             if value is callback:
                 del pending[key]
 
-    async def on_unknown_event(self, event: str, sid: str, *args: Any) -> dict[str, Any] | None:
+    async def on_unknown_event(self, event: Any, sid: str, *args: Any) -> dict[str, Any] | None:
         conn = self.connections.get(sid)
         if conn is None:
             return None
@@ -285,8 +352,12 @@ class Realtime:
             self._check_rate(conn)
         except RateLimited as exc:
             return error_payload(exc)
-        logger.info("unknown event from %s", sid)
-        return error_payload(InvalidRequest(f"unknown event {str(event)[:64]!r}"))
+        if isinstance(event, ClientEventName) and event.problem is not None:
+            self.quiet.info("malformed event from %s: %s", sid, event.problem)
+            return error_payload(InvalidRequest(event.problem[:200]))
+        name = event.name if isinstance(event, ClientEventName) else event
+        self.quiet.info("unknown event from %s", sid)
+        return error_payload(InvalidRequest(f"unknown event {str(name)[:64]!r}"))
 
     def _check_rate(self, conn: Connection) -> None:
         if conn.bucket.take():

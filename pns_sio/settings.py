@@ -52,6 +52,8 @@ class Settings:
     ack_timeout: float = 30.0
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
+    # A session that has not joined the namespace by then is closed (Socket.IO's default).
+    connect_timeout: float = 45.0
     store_timeout: float = 5.0
     max_message_bytes: int = 64 * 1024
     max_body_bytes: int = 1024 * 1024
@@ -215,6 +217,7 @@ _ENV: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     "ack_timeout": (_seconds, ("PNS_ACK_TIMEOUT",)),
     "ping_interval": (_seconds, ("PNS_PING_INTERVAL",)),
     "ping_timeout": (_seconds, ("PNS_PING_TIMEOUT",)),
+    "connect_timeout": (_seconds, ("PNS_CONNECT_TIMEOUT",)),
     "store_timeout": (_seconds, ("PNS_STORE_TIMEOUT",)),
     "max_message_bytes": (_positive_int, ("PNS_MAX_MESSAGE_BYTES",)),
     "max_body_bytes": (_positive_int, ("PNS_MAX_BODY_BYTES",)),
@@ -321,7 +324,13 @@ def _validate(s: Settings) -> None:
         )
     _validate_urls(s)
     _validate_auth(s)
-    for name in ("ack_timeout", "ping_interval", "ping_timeout", "store_timeout"):
+    for name in (
+        "ack_timeout",
+        "ping_interval",
+        "ping_timeout",
+        "connect_timeout",
+        "store_timeout",
+    ):
         value = getattr(s, name)
         if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
             raise SettingsError(f"{_var(name)}={value!r}: expected a positive number of seconds")

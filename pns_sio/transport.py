@@ -34,7 +34,10 @@ from aiohttp.web import WebSocketResponse
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
+from .quiet_log import QuietLog
+
 logger = logging.getLogger(__name__)
+_quiet = QuietLog(logger)
 
 WATCH_INTERVAL = 2.0
 FRAME_HEADER_MAX = 14  # a WebSocket frame's header: 2 bytes, 8 of length, 4 of mask
@@ -185,10 +188,10 @@ class EngineIOLoop:
                     break
                 try:
                     await s.receive(eio_packet.Packet(encoded_packet=data))
-                except eio_exceptions.UnknownPacketError:
-                    pass
                 except eio_exceptions.SocketIsClosedError:
                     break
+                except Exception as exc:  # not an Engine.IO packet: dropped, never fatal
+                    _quiet.info("malformed engine.io frame: %s", type(exc).__name__)
         except (OSError, ValueError):
             pass  # closed by the client or for its silence, or garbage
         except Exception:

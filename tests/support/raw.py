@@ -18,12 +18,16 @@ class RawClient:
         self.session = session
         self.ws: aiohttp.ClientWebSocketResponse | None = None
 
-    async def open(self, base_url: str, auth: Any = None) -> str:
-        """WebSocket + Engine.IO open + Socket.IO connect; returns the namespace sid."""
+    async def open_engine(self, base_url: str) -> None:
+        """WebSocket + Engine.IO open, and no Socket.IO connect."""
         url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
         self.ws = await self.session.ws_connect(url, autoping=False)
         opened = await self.text()
         assert opened.startswith("0"), opened
+
+    async def open(self, base_url: str, auth: Any = None) -> str:
+        """WebSocket + Engine.IO open + Socket.IO connect; returns the namespace sid."""
+        await self.open_engine(base_url)
         await self.send("40" + (json.dumps(auth) if auth is not None else ""))
         while True:
             frame = await self.text()
@@ -64,6 +68,14 @@ class RawClient:
             data = json.loads(body[digits:])
             if data[0] == name:
                 return ack_id, data[1:]
+
+    async def ack(self, ack_id: int, timeout: float = 10.0) -> list[Any]:
+        """The arguments of the next Socket.IO ACK for ``ack_id`` (other frames skipped)."""
+        prefix = f"43{ack_id}"
+        while True:
+            frame = await self.text(timeout)
+            if frame.startswith(prefix) and frame[len(prefix) : len(prefix) + 1] == "[":
+                return list(json.loads(frame[len(prefix) :]))
 
     async def closed(self, timeout: float = 10.0) -> bool:
         """True once the server closed the socket (frames before that are skipped)."""
