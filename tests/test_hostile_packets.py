@@ -28,7 +28,7 @@ def deep(levels: int) -> str:
 
 
 def event(name: str, payload: str) -> str:
-    return f'[{json.dumps(name)},{payload}]'
+    return f"[{json.dumps(name)},{payload}]"
 
 
 @pytest.mark.parametrize("event", RESERVED)
