@@ -54,7 +54,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789"
-API_TOKEN = "bench-api-token-0123456789"
+API_TOKEN = "bench-api-token-0123456789abcdef0123456789"
 
 # Histogram geometry: the same as bench/loadgen/hist.js.
 H_MIN_MS = 0.01

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from .errors import SettingsError, StoreUnavailable
-from .settings import Settings, env_variables, flag_names, parse_flag
+from .settings import Settings, env_variables, flag_names, parse_flag, warnings_for
 
 logger = logging.getLogger("pns_sio")
 
@@ -97,7 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     notify.add_argument(
         "--url", help="a node's base URL: create through its HTTP API (token: PNS_API_TOKEN)"
     )
-    notify.add_argument("--token", help="API token for --url (default: PNS_API_TOKEN)")
+    notify.add_argument(
+        "--token", help="API token for --url (default: PNS_API_TOKEN; argv is visible to ps)"
+    )
+    notify.add_argument(
+        "--token-file", help="read the API token for --url from this file (PNS_API_TOKEN_FILE)"
+    )
     return parser
 
 
@@ -120,6 +125,8 @@ def serve(settings: Settings) -> None:
     _configure_logging(settings.log_level)
     if settings.demo:
         logger.warning(DEMO_WARNING)
+    for warning in warnings_for(settings):
+        logger.warning(warning)
     with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
         runner.run(_serve(settings))
 

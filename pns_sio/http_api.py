@@ -31,6 +31,8 @@ NODE = web.AppKey("node", Node)
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 
 Answer = tuple[int, dict[str, Any]]
+AUTH_FAILURE_RATE = 1.0  # wrong API tokens a second per client address, after the burst
+AUTH_FAILURE_BURST = 10.0
 
 
 class ApiError(Exception):
@@ -72,6 +74,8 @@ class NotificationsAPI:
         self.max_body = settings.max_body_bytes
         self.max_data = settings.max_notification_bytes
         self.limits = KeyedBuckets(settings.api_rate, settings.api_burst)
+        # Wrong tokens, per client address: guessing is as slow as a handshake storm.
+        self.failures = KeyedBuckets(AUTH_FAILURE_RATE, AUTH_FAILURE_BURST)
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
 
     def _authorize(self, request: web.Request) -> None:
@@ -101,12 +105,25 @@ class NotificationsAPI:
             raise ApiError(
                 404, "not_found", "the HTTP API is off on this node: set PNS_API_TOKEN to enable it"
             )
+        address = client_address(
+            request.remote, request.headers.get("X-Forwarded-For"), self.trusted_proxies
+        )
+        failures = self.failures.bucket(address)
+        if not failures.available():
+            retry = str(max(1, math.ceil(failures.retry_after())))
+            raise ApiError(
+                429,
+                "rate_limited",
+                "too many wrong API tokens from this address: slow down",
+                {"Retry-After": retry},
+            )
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         # Constant time, so response timing says nothing about the token.
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             presented.strip().encode(), self.token.encode()
         ):
+            failures.take()
             raise ApiError(401, "unauthorized", "missing or wrong API token")
 
     async def _read_json(self, request: web.Request) -> Any:

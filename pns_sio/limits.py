@@ -28,13 +28,19 @@ class TokenBucket:
         self.tokens = self.burst
         self.stamp = time.monotonic()
 
-    def take(self) -> bool:
+    def available(self) -> bool:
+        """Whether ``take()`` would succeed now, spending nothing."""
         if self.rate <= 0:
             return True
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1.0:
+        return self.tokens >= 1.0
+
+    def take(self) -> bool:
+        if self.rate <= 0:
+            return True
+        if self.available():
             self.tokens -= 1.0
             return True
         return False

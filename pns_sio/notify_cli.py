@@ -122,6 +122,23 @@ async def _through_http(items: list[Item], url: str, token: str | None) -> list[
     return ids
 
 
+def _token(args: argparse.Namespace, env: Any) -> str | None:
+    """The API token: --token, --token-file, PNS_API_TOKEN, PNS_API_TOKEN_FILE, in order."""
+    if args.token:
+        return str(args.token)
+    path = args.token_file
+    if not path and env.get("PNS_API_TOKEN"):
+        return str(env["PNS_API_TOKEN"])
+    path = path or env.get("PNS_API_TOKEN_FILE")
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().strip() or None
+    except OSError as exc:
+        raise CLIError(f"cannot read the API token file {path}: {exc.strerror}") from None
+
+
 def run_notify(args: argparse.Namespace) -> int:
     env = os.environ
     try:
@@ -129,7 +146,7 @@ def run_notify(args: argparse.Namespace) -> int:
         lines = sys.stdin if args.user is None else []
         items = read_items(args, lines, options["max_notification_bytes"])
         if args.url:
-            token = args.token or env.get("PNS_API_TOKEN")
+            token = _token(args, env)
             ids = asyncio.run(_through_http(items, args.url, token))
         else:
             if not options["redis_url"]:

@@ -29,8 +29,9 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    store_url: str = "sqlite:///pns.db"
-    redis_url: str | None = None
+    # Out of repr: a URL may carry a password.
+    store_url: str = field(default="sqlite:///pns.db", repr=False)
+    redis_url: str | None = field(default=None, repr=False)
     redis_channel: str = "socketio"
     # None: same-origin only. Entries are normalized (lower case, no trailing slash).
     allowed_origins: tuple[str, ...] | None = None
@@ -41,11 +42,13 @@ class Settings:
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_cookie: str | None = None
+    # A JWT without exp would be valid forever: refused unless the operator says so.
+    jwt_allow_no_exp: bool = False
     session_secret: str | None = field(default=None, repr=False)
     session_cookie: str = "session"
     session_user_key: str = "user_id"
     session_max_age: float = 31 * 24 * 3600.0
-    auth_url: str | None = None
+    auth_url: str | None = field(default=None, repr=False)
     auth_cache_ttl: float = 10.0
     auth_timeout: float = 5.0
     api_token: str | None = field(default=None, repr=False)
@@ -206,6 +209,7 @@ _ENV: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     "jwt_audience": (_text, ("PNS_JWT_AUDIENCE",)),
     "jwt_issuer": (_text, ("PNS_JWT_ISSUER",)),
     "jwt_cookie": (_text, ("PNS_JWT_COOKIE",)),
+    "jwt_allow_no_exp": (_bool, ("PNS_JWT_ALLOW_NO_EXP",)),
     "session_secret": (_text, ("PNS_SESSION_SECRET",)),
     "session_cookie": (_text, ("PNS_SESSION_COOKIE",)),
     "session_user_key": (_text, ("PNS_SESSION_USER_KEY",)),
@@ -352,7 +356,8 @@ def _validate(s: Settings) -> None:
 def _validate_urls(s: Settings) -> None:
     if not s.store_url.startswith(("sqlite:///", "mongodb://", "mongodb+srv://")):
         raise SettingsError(
-            f"PNS_STORE_URL={s.store_url!r}: expected sqlite:///path.db, mongodb:// or mongodb+srv://"
+            f"PNS_STORE_URL={redact_url(s.store_url)!r}: expected sqlite:///path.db, mongodb:// "
+            "or mongodb+srv://"
         )
     if s.store_url.startswith("sqlite:///") and len(s.store_url) == len("sqlite:///"):
         raise SettingsError("PNS_STORE_URL='sqlite:///': expected a file path after sqlite:///")
@@ -360,15 +365,58 @@ def _validate_urls(s: Settings) -> None:
         ("redis://", "rediss://", "redis+sentinel://", "unix://")
     ):
         raise SettingsError(
-            f"PNS_REDIS_URL={s.redis_url!r}: expected redis://, rediss:// or redis+sentinel://"
+            f"PNS_REDIS_URL={redact_url(s.redis_url)!r}: expected redis://, rediss:// or "
+            "redis+sentinel://"
         )
     if not s.redis_channel:
         raise SettingsError("PNS_REDIS_CHANNEL='': expected a channel name")
     if s.auth_url is not None and not s.auth_url.startswith(("http://", "https://")):
-        raise SettingsError(f"PNS_AUTH_URL={s.auth_url!r}: expected an http:// or https:// URL")
+        raise SettingsError(
+            f"PNS_AUTH_URL={redact_url(s.auth_url)!r}: expected an http:// or https:// URL"
+        )
+
+
+MIN_SECRET_BYTES = 32
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``: for messages, logs and reprs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def warnings_for(s: Settings) -> list[str]:
+    """What ``pns serve`` warns about at start: allowed, but the operator should know."""
+    found = []
+    if s.jwt_allow_no_exp:
+        found.append(
+            "PNS_JWT_ALLOW_NO_EXP=true: a JWT without exp is accepted and never expires; "
+            "a leaked token stays valid until PNS_JWT_SECRET changes"
+        )
+    if s.session_secret and len(s.session_secret.encode()) < MIN_SECRET_BYTES:
+        found.append(
+            f"PNS_SESSION_SECRET is {len(s.session_secret.encode())} bytes: it must equal the "
+            f"application's own key, but a key under {MIN_SECRET_BYTES} bytes can be guessed"
+        )
+    return found
+
+
+def _validate_secrets(s: Settings) -> None:
+    for name, value in (("jwt_secret", s.jwt_secret), ("api_token", s.api_token)):
+        if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+            raise SettingsError(
+                f"{_var(name)} is {len(value.encode())} bytes: use at least "
+                f"{MIN_SECRET_BYTES} random bytes (e.g. python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')"
+            )
 
 
 def _validate_auth(s: Settings) -> None:
+    _validate_secrets(s)
     if s.auth is not None and s.auth not in AUTH_MODES:
         raise SettingsError(f"PNS_AUTH={s.auth!r}: expected one of jwt, session, forward")
     given = {

@@ -23,7 +23,7 @@ from .support.redis import RedisProcess
 
 pytest_plugins = ["tests.support.mongo"]
 
-API_TOKEN = "test-token"
+API_TOKEN = "test-api-token-0123456789abcdef0123456789"
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,8 @@ class JWTAuthenticator:
             "verify_jti": False,
             "verify_aud": self._audience is not None,
             "verify_iss": self._issuer is not None,
+            # A token without exp would be valid forever (PNS_JWT_ALLOW_NO_EXP).
+            "require": [] if settings.jwt_allow_no_exp else ["exp"],
         }
 
     async def authenticate(self, handshake: Handshake) -> Identity:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..errors import SettingsError
+from ..settings import redact_url
 
 # A notification's data is an opaque JSON object owned by the application.
 JSONObject = dict[str, Any]
@@ -165,5 +166,6 @@ async def open_store(
 
         return await MongoStore.open(url, timeout=timeout, retention=retention)
     raise SettingsError(
-        f"PNS_STORE_URL={url!r}: expected sqlite:///path.db, mongodb:// or mongodb+srv://"
+        f"PNS_STORE_URL={redact_url(url)!r}: expected sqlite:///path.db, mongodb:// or "
+        "mongodb+srv://"
     )

@@ -9,7 +9,9 @@ which WAL lets run beside the writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -142,7 +144,7 @@ class SQLiteStore:
     async def open(cls, url: str, *, timeout: float = 5.0) -> SQLiteStore:
         path = url.removeprefix("sqlite:///")
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         store = cls(path, timeout)
 
         def prepare(conn: sqlite3.Connection) -> None:
@@ -350,6 +352,22 @@ class SQLiteStore:
     def _close_threads(self) -> None:
         self._reader.close()
         self._writer.close()
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file (and any directory PNS makes for it) readable by its
+    owner only, before SQLite opens it: SQLite gives the -wal and -shm files the
+    database file's own mode. An existing file keeps the mode its owner gave it."""
+    missing = []
+    parent = path.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another node made it meanwhile
+            directory.mkdir(mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _bump(conn: sqlite3.Connection, user_id: str, delta: int) -> tuple[int, int]:

@@ -58,7 +58,7 @@ def node_settings(**overrides: Any) -> Settings:
         "store_timeout": 2.0,
         "ping_interval": 5.0,
         "ping_timeout": 5.0,
-        "api_token": "test-token",
+        "api_token": "test-api-token-0123456789abcdef0123456789",
     }
     values.update(overrides)
     return Settings(**values)

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 
 const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const PNS_BIN = path.resolve(packageDir, process.env.PNS_BIN || "../../.venv/bin/pns");
-export const JWT_SECRET = "client-test-secret";
+export const JWT_SECRET = "client-test-secret-0123456789abcdef0123";
 
 const children = new Set();
 process.on("exit", () => {

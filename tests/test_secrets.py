@@ -1,0 +1,148 @@
+"""Tokens, secrets and files: what an operator's mistake or a guesser can and cannot do."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+import subprocess
+import sys
+
+import jwt
+import pytest
+
+from pns_sio.auth import Handshake
+from pns_sio.auth.jwt import JWTAuthenticator
+from pns_sio.cli import main as pns_main
+from pns_sio.errors import SettingsError, Unauthorized
+from pns_sio.settings import Settings, redact_url, warnings_for
+from pns_sio.store import open_store
+
+from .conftest import API_TOKEN
+
+SECRET = "secrets-tests-secret-0123456789abcdef"
+
+
+async def test_a_jwt_without_exp_is_refused_unless_allowed() -> None:
+    token = jwt.encode({"sub": "42"}, SECRET, "HS256")
+    with pytest.raises(Unauthorized):
+        await JWTAuthenticator(Settings(jwt_secret=SECRET)).authenticate(
+            Handshake(auth={"token": token})
+        )
+    allowing = JWTAuthenticator(Settings(jwt_secret=SECRET, jwt_allow_no_exp=True))
+    identity = await allowing.authenticate(Handshake(auth={"token": token}))
+    assert identity.user_id == "42" and identity.expires_at is None
+    assert any("PNS_JWT_ALLOW_NO_EXP" in w for w in warnings_for(allowing_settings()))
+
+
+def allowing_settings() -> Settings:
+    return Settings(jwt_secret=SECRET, jwt_allow_no_exp=True)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("PNS_JWT_SECRET", "short-secret"), ("PNS_API_TOKEN", "x" * 31)],
+)
+def test_a_short_secret_stops_pns_serve_with_one_line(variable, value) -> None:
+    env = {**os.environ, "PNS_JWT_SECRET": SECRET, variable: value, "PNS_PORT": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pns_sio", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert variable in done.stderr and "32" in done.stderr
+    assert value not in done.stderr
+
+
+def test_a_short_session_secret_is_a_warning_not_a_refusal() -> None:
+    settings = Settings(session_secret="dev")
+    assert any("PNS_SESSION_SECRET" in w for w in warnings_for(settings))
+    assert warnings_for(Settings(session_secret="s" * 32)) == []
+
+
+async def test_wrong_api_tokens_are_rate_limited_per_address(start_node, http) -> None:
+    node = await start_node(demo=False, jwt_secret=SECRET)
+    statuses = []
+    for _ in range(12):
+        async with http.post(
+            f"{node.url}/api/v1/notifications",
+            json={"user_id": "42", "data": {}},
+            headers={"Authorization": "Bearer guess-0123456789abcdef0123456789abcdef"},
+        ) as response:
+            statuses.append(response.status)
+    assert statuses == [401] * 10 + [429] * 2
+    # Guessing from this address is slowed down; the right token is too, until it cools.
+    async with http.post(
+        f"{node.url}/api/v1/notifications",
+        json={"user_id": "42", "data": {}},
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    ) as response:
+        assert response.status == 429
+        assert int(response.headers["Retry-After"]) >= 1
+    assert (await node.node.store.unseen("42")).count == 0
+
+
+def test_no_password_of_a_url_is_shown() -> None:
+    store = "mongodb://pns:hunter2-store@db.internal:27017/pns"
+    redis = "redis://:hunter2-redis@cache.internal:6379/0"
+    settings = Settings(demo=True, store_url=store, redis_url=redis)
+    assert "hunter2" not in repr(settings)
+    assert redact_url(store) == "mongodb://pns:***@db.internal:27017/pns"
+    assert redact_url("redis://cache:6379") == "redis://cache:6379"
+    for bad in ("postgres://u:hunter2-store@h/db", "http://u:hunter2-redis@h/"):
+        with pytest.raises(SettingsError) as refused:
+            Settings(demo=True, store_url=bad)
+        assert "hunter2" not in str(refused.value)
+        with pytest.raises(SettingsError) as refused:
+            Settings(demo=True, redis_url=bad)
+        assert "hunter2" not in str(refused.value)
+
+
+async def test_no_password_reaches_the_log_when_the_store_is_down(caplog, capsys) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = "mongodb://pns:hunter2-down@127.0.0.1:1/pns?serverSelectionTimeoutMS=300"
+    code = await asyncio.to_thread(
+        pns_main,
+        ["serve", "--demo", "--store-url", url, "--store-timeout", "0.5", "--port", "0"],
+    )
+    assert code == 1
+    assert "hunter2" not in capsys.readouterr().err
+    assert not [r for r in caplog.records if "hunter2" in r.getMessage()]
+
+
+async def test_pns_notify_reads_its_token_from_a_file(node, connect, tmp_path) -> None:
+    device = await connect(node, "42")
+    token_file = tmp_path / "token"
+    token_file.write_text(API_TOKEN + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PNS_")}
+    args = ["notify", "--url", node.url, "--user", "42", "--data", "{}"]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "pns_sio", *args, "--token-file", str(token_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    await device.wait_count(1)
+
+
+async def test_the_sqlite_files_are_readable_by_their_owner_only(tmp_path) -> None:
+    path = tmp_path / "made-by-pns" / "deeper" / "pns.db"
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        await store.create("42", {"text": "private"})
+        for made in (path, path.with_name("pns.db-wal"), path.with_name("pns.db-shm")):
+            assert stat.S_IMODE(made.stat().st_mode) == 0o600, made
+        for directory in (path.parent, path.parent.parent):
+            assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    finally:
+        await store.close()
