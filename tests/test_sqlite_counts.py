@@ -115,3 +115,20 @@ async def test_a_file_from_before_the_kept_count_gets_it(tmp_path: Path) -> None
     with sqlite3.connect(path) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(pns_users)")}
     assert {"unseen", "unseen_rev"} <= columns
+
+
+async def test_the_kept_count_never_goes_negative(store: SQLiteStore) -> None:
+    await store.create("42", {"n": 0})  # the kept count is now true: 1
+    # Three records the application wrote itself and never announced: PNS's count is
+    # behind, and marking them would take it below zero.
+    for n in range(3):
+        _behind_pns(
+            store,
+            "INSERT INTO notifications VALUES (?, '42', '{}', ?, NULL)",
+            f"app-{n}",
+            STAMP,
+        )
+    marked = await store.mark_seen("42", ["app-0", "app-1", "app-2"])
+    assert marked.changed == 3
+    assert marked.count == 1 == _truth(store, "42")
+    assert (await store.unseen("42")).count == 1

@@ -96,13 +96,15 @@ RETURNING rev
 # writer that raises the rev without keeping the count (an earlier version sharing the
 # file; an application's own write, announced) leaves unseen_rev behind, and the count
 # is taken again. (Right-hand sides of SET read the row as it was: unseen_rev = rev
-# asks whether the count was true before this write.)
+# asks whether the count was true before this write.) A count that would go negative
+# was wrong already (records written or deleted behind PNS's back, unannounced): it is
+# taken again rather than kept below zero.
 BUMP_REV_AND_COUNT = """
 INSERT INTO pns_users (user_id, rev, unseen, unseen_rev) VALUES (?1, 1, NULL, NULL)
 ON CONFLICT (user_id) DO UPDATE SET
     rev = rev + 1,
-    unseen = CASE WHEN unseen_rev = rev THEN unseen + ?2 END,
-    unseen_rev = CASE WHEN unseen_rev = rev THEN rev + 1 END
+    unseen = CASE WHEN unseen_rev = rev AND unseen + ?2 >= 0 THEN unseen + ?2 END,
+    unseen_rev = CASE WHEN unseen_rev = rev AND unseen + ?2 >= 0 THEN rev + 1 END
 RETURNING rev, unseen
 """
 

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BATCH_MAX = 64  # jobs per transaction: bounds how long one batch holds the write lock
+COMMIT_MARGIN = 0.5  # seconds past a job's deadline it may still commit (the guard allows 1)
 
 
 @dataclass(slots=True)
@@ -155,28 +156,24 @@ class SQLiteThread:
             for job in jobs:
                 job.error = exc
             return
+        # BEGIN IMMEDIATE may have waited up to the busy timeout for another process's
+        # write lock: a job whose caller was answered meanwhile must not write now.
+        jobs = [job for job in jobs if _may_start(job)]
+        if not jobs:
+            _rollback(conn)
+            return
         if len(jobs) == 1:
             # Alone in its transaction: no savepoint needed (two statements fewer).
             self._alone_in_transaction(conn, jobs[0])
             return
-        done: list[_Job[Any]] = []
-        for job in jobs:
-            # Checked again: an earlier job of the batch may have run long.
-            if not _may_start(job):
-                continue
-            try:
-                conn.execute("SAVEPOINT job")
-                job.result = job.fn(conn)
-                conn.execute("RELEASE job")
-                done.append(job)
-            except Exception as exc:
-                job.error = exc
-                if not _undo_savepoint(conn):
-                    # SQLite rolled the whole transaction back (disk full, I/O
-                    # error): nothing of this batch was written.
-                    for other in done:
-                        other.error = exc
-                    return
+        done = _in_savepoints(conn, jobs)
+        if done is None:
+            return
+        if not all(_may_commit(job) for job in done):
+            _rollback(conn)
+            for job in done:
+                job.error = sqlite3.OperationalError("a caller gave up before the commit")
+            return
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -188,10 +185,36 @@ class SQLiteThread:
     def _alone_in_transaction(conn: sqlite3.Connection, job: _Job[Any]) -> None:
         try:
             job.result = job.fn(conn)
+            if not _may_commit(job):
+                raise sqlite3.OperationalError("the caller gave up before the commit")
             conn.execute("COMMIT")
         except Exception as exc:
             job.error = exc
             _rollback(conn)
+
+
+def _in_savepoints(conn: sqlite3.Connection, jobs: list[_Job[Any]]) -> list[_Job[Any]] | None:
+    """Run each job in its own savepoint of the open transaction; the jobs that ran, or
+    None when SQLite rolled the whole transaction back (then every job has an error)."""
+    done: list[_Job[Any]] = []
+    for job in jobs:
+        # Checked again: an earlier job of the batch may have run long.
+        if not _may_start(job):
+            continue
+        try:
+            conn.execute("SAVEPOINT job")
+            job.result = job.fn(conn)
+            conn.execute("RELEASE job")
+            done.append(job)
+        except Exception as exc:
+            job.error = exc
+            if not _undo_savepoint(conn):
+                # SQLite rolled the whole transaction back (disk full, I/O
+                # error): nothing of this batch was written.
+                for other in done:
+                    other.error = exc
+                return None
+    return done
 
 
 def _may_start(job: _Job[Any]) -> bool:
@@ -202,6 +225,14 @@ def _may_start(job: _Job[Any]) -> bool:
         job.error = sqlite3.OperationalError("timed out waiting for the database thread")
         return False
     return True
+
+
+def _may_commit(job: _Job[Any]) -> bool:
+    """False once the caller may have been answered: it cancelled (the store guard's
+    timeout), or the job ran past its deadline by more than ``COMMIT_MARGIN``; the
+    guard answers ``unavailable`` a second after the deadline, so what commits was
+    never reported as failed."""
+    return not job.future.cancelled() and time.monotonic() < job.deadline + COMMIT_MARGIN
 
 
 def _undo_savepoint(conn: sqlite3.Connection) -> bool:
