@@ -13,6 +13,7 @@ import pytest
 
 from pns_sio.wire import EV_DISCONNECT
 
+from .conftest import API_TOKEN
 from .support.devices import ConnectRefused
 from .support.nodes import node_settings
 from .support.raw import RawClient
@@ -169,3 +170,17 @@ async def test_a_session_that_never_joins_is_closed_and_counts_as_a_handshake(
     assert refused.value.error["data"] == {"code": "rate_limited"}
     for client in idle:
         assert await client.closed(timeout=10)
+
+
+@pytest.mark.parametrize("levels", [65, 5000])
+async def test_an_http_body_nested_too_deep_is_a_400(start_node, http, levels) -> None:
+    node = await start_node()
+    body = '{"user_id": "42", "data": {"a": ' + deep(levels) + "}}"
+    async with http.post(
+        f"{node.url}/api/v1/notifications",
+        data=body,
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["code"] == "invalid_request"
+    assert (await node.node.store.unseen("42")).count == 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -24,6 +23,7 @@ from functools import partial
 
 import aiohttp
 
+from .. import jsoncodec
 from ..errors import AuthUnavailable, SettingsError, Unauthorized
 from ..settings import Settings
 from . import Handshake, Identity, user_id_of
@@ -174,8 +174,8 @@ def _credentials(handshake: Handshake) -> dict[str, str]:
 
 def _identity(body: bytes, *, default_device: str) -> Identity | None:
     try:
-        data = json.loads(body)
-    except ValueError:  # also UnicodeDecodeError
+        data = jsoncodec.loads(body)
+    except ValueError:  # also UnicodeDecodeError, and nesting past jsoncodec.MAX_DEPTH
         return None
     if not isinstance(data, dict):
         return None
