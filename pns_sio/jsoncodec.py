@@ -87,16 +87,38 @@ def loads_strict(text: str | bytes) -> Any:
     """Standard JSON only, as HTTP bodies must be: ``NaN`` and ``Infinity`` raise
     ``MalformedJSON`` (orjson refuses them too, and the stdlib then says why), and so
     does nesting past ``MAX_DEPTH``."""
-    if orjson is not None:
-        long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
-        if long_digits.search(text) is None:  # type: ignore[arg-type]
-            try:
-                return check_depth(orjson.loads(text))
-            except MalformedJSON:
-                raise
-            except ValueError:  # orjson.JSONDecodeError; also past its own depth of 1024
-                pass
+    found = _fast_loads(text)
+    if found is not _NOT_READ:
+        return found
     return _std_loads(text, parse_constant=_refuse_constant)
+
+
+def loads(text: str | bytes, **kwargs: Any) -> Any:
+    """JSON as the wire sends it; ``MalformedJSON`` (a ``ValueError``) when it is not, or
+    when it nests past ``MAX_DEPTH``."""
+    if not kwargs:
+        found = _fast_loads(text)
+        if found is not _NOT_READ:
+            return found
+    return _std_loads(text, **kwargs)
+
+
+_NOT_READ = object()
+
+
+def _fast_loads(text: str | bytes) -> Any:
+    """orjson's reading, depth-checked; ``_NOT_READ`` where the stdlib must decide
+    (no orjson, long integers, or anything orjson refuses: the stdlib says why)."""
+    if orjson is None:
+        return _NOT_READ
+    long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
+    if long_digits.search(text) is not None:  # type: ignore[arg-type]
+        return _NOT_READ
+    try:
+        value = orjson.loads(text)
+    except ValueError:  # orjson.JSONDecodeError; also past its own depth of 1024
+        return _NOT_READ
+    return check_depth(value)
 
 
 def _std_loads(text: str | bytes, **kwargs: Any) -> Any:
@@ -108,18 +130,3 @@ def _std_loads(text: str | bytes, **kwargs: Any) -> Any:
         raise
     except ValueError as exc:  # also UnicodeDecodeError
         raise MalformedJSON(str(exc)) from None
-
-
-def loads(text: str | bytes, **kwargs: Any) -> Any:
-    """JSON as the wire sends it; ``MalformedJSON`` (a ``ValueError``) when it is not, or
-    when it nests past ``MAX_DEPTH``."""
-    if orjson is not None and not kwargs:
-        long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
-        if long_digits.search(text) is None:  # type: ignore[arg-type]
-            try:
-                return check_depth(orjson.loads(text))
-            except MalformedJSON:
-                raise
-            except ValueError:  # orjson.JSONDecodeError
-                pass
-    return _std_loads(text, **kwargs)

@@ -193,18 +193,12 @@ class Realtime:
         if not self.accepting:
             self.metrics.connects.labels("stopping").inc()
             raise RefuseConnection("unavailable", {"code": "unavailable"})
-        handshake = handshake_from_environ(environ, auth)
-        address = client_address(
-            handshake.remote, handshake.headers.get("x-forwarded-for"), self.trusted_proxies
-        )
         # Before authenticating: a storm of bad handshakes costs no auth work. The
-        # Engine.IO session took the address's token when it opened (on_session).
-        verdict = environ.get(HANDSHAKE_VERDICT)
-        if verdict is None:
-            verdict = self.handshakes.take(address)
-        if not verdict:
+        # Engine.IO session took its address's token when it opened (on_session).
+        if not environ.get(HANDSHAKE_VERDICT):
             self.metrics.connects.labels("rate_limited").inc()
             raise RefuseConnection("rate_limited", {"code": "rate_limited"})
+        handshake = handshake_from_environ(environ, auth)
         try:
             identity = await self.authenticator.authenticate(handshake)
         except Unauthorized:

@@ -33,11 +33,8 @@ async def test_a_jwt_without_exp_is_refused_unless_allowed() -> None:
     allowing = JWTAuthenticator(Settings(jwt_secret=SECRET, jwt_allow_no_exp=True))
     identity = await allowing.authenticate(Handshake(auth={"token": token}))
     assert identity.user_id == "42" and identity.expires_at is None
-    assert any("PNS_JWT_ALLOW_NO_EXP" in w for w in warnings_for(allowing_settings()))
-
-
-def allowing_settings() -> Settings:
-    return Settings(jwt_secret=SECRET, jwt_allow_no_exp=True)
+    allowing_settings = Settings(jwt_secret=SECRET, jwt_allow_no_exp=True)
+    assert any("PNS_JWT_ALLOW_NO_EXP" in w for w in warnings_for(allowing_settings))
 
 
 @pytest.mark.parametrize(

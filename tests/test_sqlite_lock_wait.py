@@ -40,6 +40,9 @@ async def test_a_write_answered_unavailable_is_never_committed_later(tmp_path: P
         # The first write waits for the lock the whole busy timeout; the second queues
         # behind it, starts just before its own deadline, then waits for the lock too.
         first = asyncio.create_task(store.create("42", {"n": 1}))
+        # Ordering, not a wait for a result: the writer thread must have taken the first
+        # job before the second arrives. Were it slower than this, both would share one
+        # transaction and fail together: the test would still pass, but prove less.
         await asyncio.sleep(0.2)
         second = asyncio.create_task(store.create("42", {"n": 2}))
         for call in (first, second):
