@@ -31,7 +31,7 @@ from socketio.redis_manager import parse_redis_sentinel_url
 
 from . import jsoncodec
 from .store import UnseenCount
-from .wire import EV_SIGNAL, NAMESPACE, USER_ROOM_PREFIX
+from .wire import EV_RESYNC, EV_SIGNAL, NAMESPACE, USER_ROOM_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ RESUBSCRIBE_MIN_DELAY = 0.2
 RESUBSCRIBE_MAX_DELAY = 2.0
 OUTBOX_LIMIT = 10_000  # messages waiting for Redis; past that they are dropped (and logged)
 PIPELINE_MAX = 500  # messages sent in one round trip
+LOST_USERS_MAX = 10_000  # users remembered after lost publishes; past that, everyone
+LOST_PROBE_INTERVAL = 1.0  # seconds between probes of Redis while messages were lost
+PROBE_SUFFIX = ":pns-probe"  # the probe publishes to a channel nobody listens to
 
 
 def _noop_signal(user_id: str, notification_id: str | None, unseen: UnseenCount | None) -> None:
@@ -51,6 +54,18 @@ def _noop() -> None:
 
 def _noop_sid(sid: str) -> None:
     """Placeholder hook."""
+
+
+def _noop_lost(users: set[str] | None) -> None:
+    """Default: nobody to tell."""
+
+
+def _user_of(data: Any) -> str | None:
+    """The user whose room a manager message is for, if it is one user's room."""
+    room = data.get("room") if isinstance(data, dict) else None
+    if isinstance(room, str) and room.startswith(USER_ROOM_PREFIX):
+        return room[len(USER_ROOM_PREFIX) :]
+    return None
 
 
 def _is_count(value: Any) -> TypeGuard[int]:
@@ -180,17 +195,29 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
     """``AsyncRedisManager`` with fast re-subscription, a resync hook and bounded publishes."""
 
     def __init__(
-        self, url: str, *, channel: str = "socketio", publish_timeout: float = 2.0
+        self,
+        url: str,
+        *,
+        channel: str = "socketio",
+        publish_timeout: float = 2.0,
+        on_publish_lost: Callable[[set[str] | None], None] = _noop_lost,
     ) -> None:
+        """``on_publish_lost(users)`` runs once Redis takes messages again after some
+        could not be published: ``users`` are those whose room a lost message was
+        for (None: too many to list, or messages for no user room)."""
         super().__init__(url, channel=channel, json=jsoncodec)
         self._init_hooks(subscribed=False)
         self.publish_timeout = publish_timeout
+        self._on_publish_lost = on_publish_lost
+        self._lost: set[str] | None = set()
+        self._losing = False
         self.subscribed = False
         self._pub_client: Any = None
         self._sub_client: Any = None
         self._sub: Any = None
         self._closed = False
-        self._outbox: asyncio.Queue[str] | None = None
+        # (message, the user whose room it is for, or None)
+        self._outbox: asyncio.Queue[tuple[str, str | None]] | None = None
         self._sender: asyncio.Task[None] | None = None
         self.dropped = 0
 
@@ -228,19 +255,54 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
         if self._outbox is None:
             self._outbox = asyncio.Queue(OUTBOX_LIMIT)
             self._sender = asyncio.create_task(self._send_loop(), name="redis-publisher")
+        message = (self.json.dumps(data), _user_of(data))
         try:
-            self._outbox.put_nowait(self.json.dumps(data))
+            self._outbox.put_nowait(message)
         except asyncio.QueueFull:
             self.dropped += 1
+            self._lose([message])
             if self.dropped % 1000 == 1:
                 logger.warning("redis is not keeping up: %d messages dropped", self.dropped)
         return None
+
+    def _lose(self, messages: list[tuple[str, str | None]]) -> None:
+        """Remember whose messages were lost: their counts are published again once Redis
+        takes messages (the store is the truth; this is how the other nodes hear it)."""
+        self._losing = True
+        for _, user in messages:
+            if self._lost is None:
+                return
+            if user is None or len(self._lost) >= LOST_USERS_MAX:
+                self._lost = None
+                return
+            self._lost.add(user)
+
+    def _recovered(self) -> None:
+        if not self._losing:
+            return
+        lost, self._lost, self._losing = self._lost, set(), False
+        logger.warning(
+            "redis takes messages again; re-publishing the counts of %s",
+            "every user" if lost is None else f"{len(lost)} users",
+        )
+        self._on_publish_lost(lost)
 
     async def _send_loop(self) -> None:
         assert self._outbox is not None
         outbox = self._outbox
         while True:
-            batch = [await outbox.get()]
+            if self._losing:
+                # Lost messages wait for Redis to answer again, even if nothing new
+                # is published meanwhile: probe it now and then.
+                try:
+                    async with asyncio.timeout(LOST_PROBE_INTERVAL):
+                        first = await outbox.get()
+                except TimeoutError:
+                    await self._send([])
+                    continue
+            else:
+                first = await outbox.get()
+            batch = [first]
             while len(batch) < PIPELINE_MAX and not outbox.empty():
                 batch.append(outbox.get_nowait())
             try:
@@ -249,16 +311,24 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
                 for _ in batch:
                     outbox.task_done()
 
-    async def _send(self, batch: list[str]) -> None:
+    async def _send(self, batch: list[tuple[str, str | None]]) -> None:
+        """Publish ``batch`` in one round trip (an empty one pings); two tries, then the
+        batch counts as lost (``_lose``)."""
         for attempt in (1, 2):
             try:
                 if self._pub_client is None:
                     self._pub_client = self._new_client()
                 async with asyncio.timeout(self.publish_timeout):
-                    pipe = self._pub_client.pipeline(transaction=False)
-                    for message in batch:
-                        pipe.publish(self.channel, message)
-                    await pipe.execute()
+                    if batch:
+                        pipe = self._pub_client.pipeline(transaction=False)
+                        for message, _ in batch:
+                            pipe.publish(self.channel, message)
+                        await pipe.execute()
+                    else:
+                        # A publish, not a PING: a stalled Redis (CLIENT PAUSE, a blocked
+                        # primary) may answer PING while it still takes no PUBLISH.
+                        await self._pub_client.publish(self.channel + PROBE_SUFFIX, "")
+                self._recovered()
                 return
             except asyncio.CancelledError:
                 raise
@@ -266,12 +336,14 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
                 client, self._pub_client = self._pub_client, None
                 await self._discard(client)
                 if attempt == 2:
-                    logger.warning(
-                        "cannot publish %d messages to redis (%s); other nodes catch up "
-                        "when it returns",
-                        len(batch),
-                        type(exc).__name__,
-                    )
+                    if batch:
+                        logger.warning(
+                            "cannot publish %d messages to redis (%s); their users' counts "
+                            "go out again when it answers",
+                            len(batch),
+                            type(exc).__name__,
+                        )
+                    self._lose(batch)
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         delay = RESUBSCRIBE_MIN_DELAY
@@ -333,6 +405,10 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
         # Called for this node's own emits and for every other node's.
         if message.get("event") == EV_SIGNAL:
             self._take_signal(message.get("data"))
+            return
+        if message.get("event") == EV_RESYNC:
+            # A node lost messages for too many users to list: every node resyncs.
+            self.on_resubscribed()
             return
         await super()._handle_emit(message)
 

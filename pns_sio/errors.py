@@ -70,6 +70,24 @@ class AuthUnavailable(PNSError):
         super().__init__(message)
 
 
+class NotAnnounced(PNSError):
+    """Records were stored, but the signal that tells the nodes could not be published.
+
+    ``notification_ids`` are stored and unseen; the devices of their users learn of
+    them at the next change of those users or when ``announce()`` is called again.
+    """
+
+    code = "unavailable"
+
+    def __init__(self, notification_ids: list[str], reason: str) -> None:
+        stored = f"stored as {', '.join(notification_ids)} but" if notification_ids else "stored,"
+        super().__init__(
+            f"{stored} not announced ({reason}): call announce() again once Redis answers"
+        )
+        self.notification_ids = notification_ids
+        self.reason = reason
+
+
 class AckTimeout(PNSError):
     code = "timeout"
 

@@ -71,6 +71,11 @@ class Metrics:
         self.resyncs = Counter(
             "pns_resyncs", "Count resyncs after the broker subscription came back", registry=r
         )
+        self.republished = Counter(
+            "pns_publish_recoveries",
+            "Times Redis took messages again after some were lost; counts re-published",
+            registry=r,
+        )
         self.closed = Counter(
             "pns_connections_closed",
             "Connections this node closed, by reason",

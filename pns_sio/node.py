@@ -30,6 +30,7 @@ from .store.unopened import UnopenedStore
 from .tasks import TaskOwner
 from .transport import PNSWebSocket, SlowClientWatchdog
 from .transport import install as install_websocket
+from .wire import EV_RESYNC, NAMESPACE
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,11 @@ class Node:
         self._drained = False
         self._stopped = False
         self.broker: LocalBroker | RedisBroker = (
-            RedisBroker(settings.redis_url, channel=settings.redis_channel)
+            RedisBroker(
+                settings.redis_url,
+                channel=settings.redis_channel,
+                on_publish_lost=self._republish,
+            )
             if settings.redis_url
             else LocalBroker()
         )
@@ -272,6 +277,18 @@ class Node:
             self.counts.forward(user_id, unseen)
         else:
             self.counts.refresh(user_id)
+
+    def _republish(self, users: set[str] | None) -> None:
+        """Messages this node could not publish are lost for the other nodes: once Redis
+        takes messages again, publish those users' true counts everywhere (None: have
+        every node resync all its users)."""
+        self.metrics.republished.inc()
+        if users is None:
+            self.resync()
+            self.tasks.spawn(self.sio.emit(EV_RESYNC, {}, namespace=NAMESPACE), name="resync")
+            return
+        for user_id in users:
+            self.counts.refresh(user_id, everywhere=True)
 
     def resync(self) -> None:
         """Re-send the true count to every user connected here (after a broker outage)."""

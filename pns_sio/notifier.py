@@ -4,8 +4,9 @@ Python publishers and the CLI.
 The record is written first (the store raises the user's rev), then
 ``pns:notification`` goes to the user's room through a python-socketio manager:
 a node's own (which also serves the node's devices) or an application's
-write-only one. A failed signal is only logged by the manager: the record is
-the truth, and counts converge when nodes resync.
+write-only one. A node's manager never fails an emit (it queues, and re-publishes
+the counts of what it lost once Redis answers); a publisher's raises
+``NotAnnounced``, naming the records that stand unannounced.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .errors import NotAnnounced
 from .store import Created, JSONObject, NotificationStore
 from .wire import EV_SIGNAL, NAMESPACE, signal_payload, user_room
 
@@ -47,15 +49,23 @@ class Notifier:
         self._on_created(len(created))
         last = {user_id: c for (user_id, _), c in zip(items, created, strict=True)}
         single = created[0].id if len(created) == 1 else None
-        for user_id, c in last.items():
-            await self.signal(user_id, single, c.count, c.rev)
+        try:
+            for user_id, c in last.items():
+                await self.signal(user_id, single, c.count, c.rev)
+        except NotAnnounced as exc:
+            # Say which records: they stand, the caller decides when to announce them.
+            raise NotAnnounced([c.id for c in created], exc.reason) from exc
         return created
 
     async def announce(self, user_id: str, notification_id: str | None) -> int:
         """Signal a change made to the store by someone else (an application's own insert,
         mark or delete): raise the user's rev first, since the unseen set changed."""
         rev = await self._store.bump_rev(user_id)
-        await self.signal(user_id, notification_id)
+        try:
+            await self.signal(user_id, notification_id)
+        except NotAnnounced as exc:
+            ids = [notification_id] if notification_id is not None else []
+            raise NotAnnounced(ids, exc.reason) from exc
         return rev
 
     async def signal(

@@ -23,7 +23,7 @@ from typing import Any
 from socketio import packet as sio_packet
 
 from .jsoncodec import MalformedJSON
-from .wire import EV_BATCH, EV_COUNT, EV_DISCONNECT, EV_SIGNAL
+from .wire import EV_BATCH, EV_COUNT, EV_DISCONNECT, EV_RESYNC, EV_SIGNAL
 
 # Socket.IO's own event names, the catch-all's key, and the names PNS emits itself.
 RESERVED_EVENTS = frozenset(
@@ -40,6 +40,7 @@ RESERVED_EVENTS = frozenset(
         EV_BATCH,
         EV_DISCONNECT,
         EV_SIGNAL,
+        EV_RESYNC,
     }
 )
 MAX_ATTACHMENTS = 4

@@ -9,11 +9,11 @@ Failure semantics:
 
 - the store write fails (``StoreUnavailable``, ``InvalidRequest``): nothing is
   stored and nothing is signalled; ``notify`` raises.
-- the signal cannot be published (Redis down): the record stays, because the
-  store is the truth. python-socketio's manager logs and gives up; counts
-  still converge, because every node re-sends its devices' true counts when
-  its own Redis subscription comes back, and any later change of the user
-  carries a higher ``rev``.
+- the signal cannot be published (Redis down, three tries): the record stays,
+  because the store is the truth, and ``notify`` raises ``NotAnnounced``, whose
+  ``notification_ids`` name the records stored but not announced. Call
+  ``announce(user_id, notification_id)`` for them once Redis answers; any later
+  change of the user (which carries a higher ``rev``) also brings the count.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import socketio
 
 from . import schemas
-from .errors import SettingsError
+from .errors import NotAnnounced, SettingsError
 from .notifier import Notifier
 from .settings import publisher_options
 from .store import JSONObject, open_store
@@ -40,6 +40,38 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 GUARD_MARGIN_SECONDS = 1.0
+
+
+PUBLISH_TRIES = 3
+PUBLISH_RETRY_DELAY = 0.2  # seconds, doubled after each failed try
+
+
+class _SignalManager(socketio.AsyncRedisManager):
+    """python-socketio's write-only manager, except that a publish that fails every try
+    raises (``NotAnnounced``) instead of logging and returning as if it had gone out.
+
+    ``_publish`` is ``AsyncPubSubManager``'s extension point for the transport; the
+    connection handling (``connected``, ``_redis_connect``, ``redis``) is
+    ``AsyncRedisManager``'s own.
+    """
+
+    connected: bool  # set by AsyncRedisManager
+
+    async def _publish(self, data: Any) -> Any:
+        message = self.json.dumps(data)
+        delay = PUBLISH_RETRY_DELAY
+        for attempt in range(1, PUBLISH_TRIES + 1):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                return await self.redis.publish(self.channel, message)
+            except Exception as exc:  # redis-py's errors, and timeouts
+                self.connected = False
+                if attempt == PUBLISH_TRIES:
+                    raise NotAnnounced([], f"redis: {type(exc).__name__}") from exc
+                await asyncio.sleep(delay)
+                delay *= 2
+        return None
 
 
 class Publisher:
@@ -68,7 +100,7 @@ class Publisher:
         self.store_url = store_url
         self.max_notification_bytes = max_notification_bytes
         self._store_timeout = store_timeout
-        self._manager = socketio.AsyncRedisManager(
+        self._manager = _SignalManager(
             redis_url,
             channel=redis_channel,
             write_only=True,
@@ -107,7 +139,8 @@ class Publisher:
         """Store a notification for ``user_id`` and signal the nodes; return its id.
 
         Raises ``InvalidRequest`` (bad ``user_id`` or ``data``) or
-        ``StoreUnavailable``: then nothing was stored or signalled.
+        ``StoreUnavailable``: then nothing was stored or signalled; ``NotAnnounced``:
+        stored (its ``notification_ids``), but Redis did not take the signal.
         """
         uid, checked = self._check(user_id, data)
         return (await (await self._notifier()).create(uid, checked)).id

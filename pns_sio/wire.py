@@ -15,6 +15,8 @@ EV_FETCH = "get-new-notifications"
 
 # application -> nodes, through the manager; never forwarded to clients
 EV_SIGNAL = "pns:notification"
+# node -> nodes: messages were lost for too many users to list; resync every count
+EV_RESYNC = "pns:resync"
 
 FETCH_LIMIT_DEFAULT = 50
 FETCH_LIMIT_MAX = 100

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socketio
+from redis import asyncio as aioredis
 
 from pns_sio.wire import EV_SIGNAL, user_room
 
@@ -142,3 +143,22 @@ async def test_a_signal_carrying_count_and_rev_is_forwarded_without_store_work(
     assert await on_b.wait_count(7) == {"count": 7, "rev": 9}
     assert [n.metric("pns_store_queries_total", op="unseen") for n in (a, b)] == queries
     await manager.redis.aclose()
+
+
+async def test_a_publish_lost_to_a_stalled_redis_is_made_good(
+    start_node, connect, http, redis_server
+) -> None:
+    a, b = await two_nodes(start_node, redis_server.url)
+    on_b = await connect(b, "42")
+    await on_b.wait_count(0)
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        # Redis takes no PUBLISH for 6 s: longer than a node's two tries of 2 s each.
+        await admin.execute_command("CLIENT", "PAUSE", "6000", "WRITE")
+        await notify(http, a, "42")  # stored at once; its signal is lost
+        # Once Redis takes messages again, A publishes the user's true count.
+        await on_b.wait_count(1, timeout=20)
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.aclose()
+    assert a.metric("pns_publish_recoveries_total") >= 1

@@ -15,7 +15,7 @@ import pytest
 from bson import ObjectId
 
 from pns_sio import Publisher, SyncPublisher
-from pns_sio.errors import InvalidRequest, SettingsError, StoreUnavailable
+from pns_sio.errors import InvalidRequest, NotAnnounced, SettingsError, StoreUnavailable
 
 from .conftest import API_TOKEN, notify
 from .support.outages import sqlite_write_locked
@@ -160,7 +160,7 @@ async def test_store_failure_raises_and_signals_nothing(
     assert cluster[0].metric("pns_signals_total", handled="yes") == signals + 1
 
 
-async def test_redis_down_during_notify_keeps_the_record_and_counts_converge(
+async def test_redis_down_during_notify_keeps_the_record_says_so_and_counts_converge(
     start_node, connect, sqlite_url, tmp_path
 ) -> None:
     from .support.redis import RedisProcess
@@ -176,7 +176,11 @@ async def test_redis_down_during_notify_keeps_the_record_and_counts_converge(
         for running in nodes:
             await running.node.broker_down.wait()
         async with Publisher(store_url=sqlite_url, redis_url=redis.url) as publisher:
-            nid = await publisher.notify("42", {"text": "while redis was down"})
+            with pytest.raises(NotAnnounced) as not_announced:
+                await publisher.notify("42", {"text": "while redis was down"})
+        # Stored, and said so: the error names the record that stands unannounced.
+        [nid] = not_announced.value.notification_ids
+        assert nid in not_announced.value.message
         assert await nodes[0].node.store.get(nid) is not None
         redis.start()
         for device in devices:
