@@ -65,6 +65,11 @@ class Metrics:
         self.delivered = Counter(
             "pns_notifications_seen", "Notifications marked seen after an ack", registry=r
         )
+        self.undeliverable = Counter(
+            "pns_notifications_undeliverable",
+            "Records that could not be delivered, set aside (marked seen) with a log line",
+            registry=r,
+        )
         self.created = Counter(
             "pns_notifications_created", "Notifications created through this node", registry=r
         )

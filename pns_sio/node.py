@@ -103,7 +103,12 @@ class Node:
             tasks=self.tasks,
             on_sent=self.metrics.counts_sent.inc,
         )
-        self.delivery = Delivery(self.store, self.counts, on_seen=self.metrics.delivered.inc)
+        self.delivery = Delivery(
+            self.store,
+            self.counts,
+            on_seen=self.metrics.delivered.inc,
+            on_undeliverable=self.metrics.undeliverable.inc,
+        )
         self.authenticator = build_authenticator(settings)
         self.realtime = Realtime(
             authenticator=self.authenticator,

@@ -12,7 +12,7 @@ a user's unseen set raises that user's ``rev`` after the write commits, and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from ..errors import SettingsError
@@ -24,11 +24,28 @@ JSONObject = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Notification:
+    """One record. ``problem`` is set (and ``data`` empty) for a record PNS cannot
+    deliver: data that is not a JSON object or does not encode, a missing or unreadable
+    field (an application's own insert of another shape). Stores return such records
+    rather than fail the whole page, so one of them never blocks an inbox."""
+
     id: str
     user_id: str
     data: JSONObject
     created_at: datetime
     seen_at: datetime | None = None
+    problem: str | None = None
+
+
+def undeliverable(notification_id: str, user_id: str, problem: str) -> Notification:
+    """The stand-in for a record that cannot be delivered (see ``Notification``)."""
+    return Notification(
+        id=notification_id,
+        user_id=user_id,
+        data={},
+        created_at=datetime.min.replace(tzinfo=UTC),
+        problem=problem,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from pymongo.errors import (
     PyMongoError,
 )
 
+from .. import jsoncodec
 from ..errors import SettingsError, StoreUnavailable
 from . import (
     IDEMPOTENCY_ABANDONED,
@@ -43,6 +44,7 @@ from . import (
     Marked,
     Notification,
     UnseenCount,
+    undeliverable,
 )
 
 __all__ = ["MongoStore"]
@@ -102,22 +104,41 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _object_id(value: object) -> ObjectId | None:
-    """The ObjectId ``value`` spells, or None for anything malformed."""
-    if isinstance(value, str) and ObjectId.is_valid(value):
-        return ObjectId(value)
-    return None
-
-
 def _notification(doc: Mapping[str, Any]) -> Notification:
+    """The record as PNS delivers it, or an ``undeliverable`` stand-in when the
+    application inserted a document of another shape."""
+    nid, user_id = str(doc.get("_id")), str(doc.get("user_id"))
+    data = doc.get("notification_data")
+    created = doc.get("creation_date")
+    if not isinstance(data, dict):
+        return undeliverable(nid, user_id, "notification_data is not an object")
+    if not isinstance(created, datetime):
+        return undeliverable(nid, user_id, "creation_date is missing or not a date")
+    try:
+        jsoncodec.dumps(data)  # BSON types (ObjectId, Binary, Decimal128) do not encode
+    except (TypeError, ValueError) as exc:
+        return undeliverable(nid, user_id, f"notification_data does not encode: {exc}"[:200])
     seen = doc.get("seen_date")
     return Notification(
-        id=str(doc["_id"]),
-        user_id=str(doc["user_id"]),
-        data=doc.get("notification_data") or {},
-        created_at=_utc(doc["creation_date"]),
+        id=nid,
+        user_id=user_id,
+        data=data,
+        created_at=_utc(created),
         seen_at=_utc(seen) if isinstance(seen, datetime) else None,
     )
+
+
+def _id_forms(value: object) -> list[Any]:
+    """Every ``_id`` a client's id string may stand for: an application may key its own
+    records by string (or integer) ids instead of ObjectIds."""
+    if not isinstance(value, str):
+        return []
+    forms: list[Any] = [value]
+    if ObjectId.is_valid(value):
+        forms.append(ObjectId(value))
+    if value.isdigit() and len(value) < 19:
+        forms.append(int(value))
+    return forms
 
 
 class MongoStore:
@@ -265,7 +286,7 @@ class MongoStore:
             return [_notification(doc) async for doc in cursor]
 
     async def mark_seen(self, user_id: str, ids: list[str]) -> Marked:
-        oids = list({oid for oid in map(_object_id, ids) if oid is not None})
+        oids = list({form for value in ids for form in _id_forms(value)})
         changed = 0
         if oids:
             # The filter re-checks seen_date in the same atomic per-document
@@ -290,11 +311,11 @@ class MongoStore:
         return int(doc["rev"])
 
     async def get(self, notification_id: str) -> Notification | None:
-        oid = _object_id(notification_id)
-        if oid is None:
+        forms = _id_forms(notification_id)
+        if not forms:
             return None
         with _unavailable_on_outage():
-            doc = await self._notifications.find_one({"_id": oid})
+            doc = await self._notifications.find_one({"_id": {"$in": forms}})
         return None if doc is None else _notification(doc)
 
     async def purge_seen(self, before: datetime) -> int:

@@ -33,6 +33,7 @@ from . import (
     Marked,
     Notification,
     UnseenCount,
+    undeliverable,
 )
 from .sqlite_worker import SQLiteThread
 
@@ -407,10 +408,16 @@ def _judge_claim(row: tuple[Any, ...] | None, fingerprint: str, now: datetime) -
 
 def _row_to_notification(row: tuple[Any, ...]) -> Notification:
     nid, user_id, body, created, seen = row
-    return Notification(
-        id=nid,
-        user_id=user_id,
-        data=jsoncodec.loads(body),
-        created_at=_from_text(created),
-        seen_at=_from_text(seen) if seen else None,
-    )
+    try:
+        data = jsoncodec.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("notification_data is not a JSON object")
+        return Notification(
+            id=nid,
+            user_id=user_id,
+            data=data,
+            created_at=_from_text(created),
+            seen_at=_from_text(seen) if seen else None,
+        )
+    except (ValueError, TypeError) as exc:  # a row another program wrote
+        return undeliverable(str(nid), str(user_id), f"{type(exc).__name__}: {exc}"[:200])
