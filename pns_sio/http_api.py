@@ -148,12 +148,22 @@ class NotificationsAPI:
         return schemas.notification_data(data, self.max_data, what=what)
 
     async def _idempotent(
-        self, request: web.Request, body: Any, run: Callable[[], Awaitable[Answer]]
+        self,
+        request: web.Request,
+        body: Any,
+        count: int,
+        run: Callable[[list[str] | None], Awaitable[Answer]],
     ) -> web.Response:
-        """Run ``run`` once per Idempotency-Key (per endpoint), answering retries from the store."""
+        """Run ``run`` once per Idempotency-Key (per endpoint), answering retries from the store.
+
+        ``run`` gets the ``count`` record ids to write, derived from the key and the
+        body: a retry whose first try's outcome was never recorded (it timed out,
+        answered 503, or its node died between the insert and the key's completion)
+        writes the same ids, which the store does not write twice.
+        """
         key = request.headers.get("Idempotency-Key")
         if key is None:
-            status, answer = await run()
+            status, answer = await run(None)
             return _json_response(answer, status=status)
         if not IDEMPOTENCY_KEY.match(key):
             raise InvalidRequest(
@@ -161,8 +171,7 @@ class NotificationsAPI:
                 {"Idempotency-Key": ["1 to 255 printable ASCII characters, no spaces."]},
             )
         scoped = f"{request.path}:{key}"
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+        fingerprint = body_fingerprint(body)
         claim = await self.node.store.claim_key(scoped, fingerprint)
         if claim.state == "done" and claim.response is not None:
             response = _json_response(claim.response["body"], status=claim.response["status"])
@@ -177,7 +186,7 @@ class NotificationsAPI:
                 409, "idempotency_key_in_progress", "a request with this Idempotency-Key is running"
             )
         try:
-            status, answer = await run()
+            status, answer = await run(derived_ids(scoped, fingerprint, count))
         except BaseException:
             try:
                 await self.node.store.release_key(scoped)
@@ -187,7 +196,8 @@ class NotificationsAPI:
         try:
             await self.node.store.complete_key(scoped, {"status": status, "body": answer})
         except StoreUnavailable:
-            # Created, but a retry within a few minutes gets 409 and later may create again.
+            # Created; a retry within a few minutes gets 409, later it writes the same ids
+            # (nothing twice) and answers then.
             logger.warning("could not record an idempotent answer; the notification stands")
         return _json_response(answer, status=status)
 
@@ -197,11 +207,11 @@ class NotificationsAPI:
         item = schemas.load(schemas.NEW_NOTIFICATION, body, what="body")
         data = self._data(item["data"], "data")
 
-        async def run() -> Answer:
-            created = await self.node.notifier.create(item["user_id"], data)
+        async def run(ids: list[str] | None) -> Answer:
+            [created] = await self.node.notifier.create_many([(item["user_id"], data)], ids=ids)
             return 201, {"id": created.id, "created_at": schemas.iso_utc(created.created_at)}
 
-        return await self._idempotent(request, body, run)
+        return await self._idempotent(request, body, 1, run)
 
     async def create_batch(self, request: web.Request) -> web.Response:
         self._authorize(request)
@@ -213,17 +223,32 @@ class NotificationsAPI:
             for i, item in enumerate(batch["notifications"])
         ]
 
-        async def run() -> Answer:
-            created = await self.node.notifier.create_many(items)
+        async def run(ids: list[str] | None) -> Answer:
+            created = await self.node.notifier.create_many(items, ids=ids)
             return 201, {"ids": [c.id for c in created]}
 
-        return await self._idempotent(request, body, run)
+        return await self._idempotent(request, body, len(items), run)
 
     async def resync(self, request: web.Request) -> web.Response:
         self._authorize(request)
         user_id = schemas.user_id(request.match_info["user_id"])
         rev = await self.node.notifier.announce(user_id, None)
         return _json_response({"user_id": user_id, "rev": rev})
+
+
+def body_fingerprint(body: Any) -> str:
+    """What tells one request body from another for an Idempotency-Key."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def derived_ids(scoped_key: str, fingerprint: str, count: int) -> list[str]:
+    """``count`` record ids (24 hex digits, ObjectId-shaped) that only this key and body
+    give: the same request retried writes the same records."""
+    return [
+        hashlib.sha256(f"{scoped_key}\0{fingerprint}\0{i}".encode()).hexdigest()[:24]
+        for i in range(count)
+    ]
 
 
 def _too_large(limit: int) -> ApiError:

@@ -42,10 +42,13 @@ class Notifier:
         """Store one notification, then signal; ``StoreUnavailable`` leaves nothing behind."""
         return (await self.create_many([(user_id, data)]))[0]
 
-    async def create_many(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
+    async def create_many(
+        self, items: list[tuple[str, JSONObject]], *, ids: list[str] | None = None
+    ) -> list[Created]:
         """Store notifications all or nothing, then signal each user once (with the
-        count of its last record when the store read it)."""
-        created = await self._store.create_many(items)
+        count of its last record when the store read it). ``ids``: see the store's
+        ``create_many`` (an idempotent request's)."""
+        created = await self._store.create_many(items, ids=ids)
         self._on_created(len(created))
         last = {user_id: c for (user_id, _), c in zip(items, created, strict=True)}
         single = created[0].id if len(created) == 1 else None

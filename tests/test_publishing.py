@@ -16,8 +16,9 @@ from bson import ObjectId
 
 from pns_sio import Publisher, SyncPublisher
 from pns_sio.errors import InvalidRequest, NotAnnounced, SettingsError, StoreUnavailable
+from pns_sio.http_api import body_fingerprint, derived_ids
 
-from .conftest import API_TOKEN, notify
+from .conftest import API_TOKEN, fresh_mongo_database, notify
 from .support.outages import sqlite_write_locked
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -366,3 +367,28 @@ async def test_retention_deletes_old_seen_notifications_only(start_node, sqlite_
     assert await store.get(old_seen) is None
     assert await store.get(old_unseen) is not None
     assert await store.get(new_seen) is not None
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mongo"])
+async def test_a_retry_after_an_unknown_outcome_creates_nothing_twice(
+    request, backend, start_node, http, connect
+) -> None:
+    if backend == "mongo":
+        url = fresh_mongo_database(request.getfixturevalue("mongo_url"), request.node.name)
+        node = await start_node(store_url=url)
+    else:
+        node = await start_node()
+    path = "/api/v1/notifications/batch"
+    body = {"notifications": [{"user_id": "42", "data": {"n": n}} for n in range(3)]}
+    # The first try's records were written, but its caller never heard (the store call
+    # timed out after the database applied it: 503, and the key was released).
+    ids = derived_ids(f"{path}:order-9", body_fingerprint(body), 3)
+    items = [(item["user_id"], item["data"]) for item in body["notifications"]]
+    first = await node.node.store.create_many(items, ids=ids)
+    status, answer, _ = await post(http, node, path, body, key="order-9")
+    assert status == 201
+    assert answer["ids"] == [c.id for c in first]
+    assert (await node.node.store.unseen("42")).count == 3
+    device = await connect(node, "42")
+    await device.wait_count(3)
+    assert await device.fetch() == {"ok": True, "delivered": 3, "has_more": False}

@@ -130,6 +130,19 @@ async def test_create_many_stores_all_and_raises_each_users_rev_once(
     assert await store.create_many([]) == []
 
 
+async def test_create_many_with_chosen_ids_writes_each_record_once(
+    store: NotificationStore,
+) -> None:
+    ids = ["6650a1b2c3d4e5f6a7b8c9d0", "6650a1b2c3d4e5f6a7b8c9d1"]
+    items = [("a", {"n": 1}), ("a", {"n": 2})]
+    first = await store.create_many(items[:1], ids=ids[:1])  # a try that got half way
+    again = await store.create_many(items, ids=ids)
+    assert [c.id for c in again] == ids
+    assert again[0].created_at == first[0].created_at  # the stored record, as it was
+    assert (await store.unseen("a")).count == 2
+    assert [n.data for n in await store.list_unseen("a", 10)] == [{"n": 1}, {"n": 2}]
+
+
 async def test_purge_seen_deletes_only_seen_records_older_than_the_cut(
     store: NotificationStore,
 ) -> None:

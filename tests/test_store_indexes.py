@@ -12,11 +12,12 @@ import os
 import sqlite3
 from pathlib import Path
 
+import pytest
 from pymongo import AsyncMongoClient
 
 from pns_sio.store import open_store
 from pns_sio.store import sqlite as sqlite_store
-from pns_sio.store.mongo import NOTIFICATIONS, UNSEEN_INDEX
+from pns_sio.store.mongo import NOTIFICATIONS, UNSEEN_INDEX, MongoStore
 from pns_sio.store.sqlite import SQLiteStore
 from tests.conftest import fresh_mongo_database
 from tests.support.mongo import ENV_URL
@@ -68,3 +69,20 @@ async def test_mongo_has_the_listing_index_with_the_id(mongo_url: str) -> None:
             assert "'SORT'" not in plan, plan
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(("query", "expected"), [("", "majority"), ("?w=1", 1)])
+async def test_mongo_writes_wait_for_a_majority_unless_the_url_says(
+    mongo_url: str, query: str, expected: object
+) -> None:
+    url = fresh_mongo_database(mongo_url, f"write-concern{query}")
+    if query and "?" in url:
+        query = "&" + query[1:]
+    store = await open_store(url + query)
+    try:
+        assert isinstance(store, MongoStore)
+        assert store._notifications.write_concern.document.get("w") == expected
+        await store.create("42", {"text": "acknowledged"})  # the server takes it
+        assert (await store.unseen("42")).count == 1
+    finally:
+        await store.close()

@@ -107,11 +107,17 @@ class NotificationStore(Protocol):
         """Insert an unseen notification, then raise the user's rev."""
         ...
 
-    async def create_many(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
+    async def create_many(
+        self, items: list[tuple[str, JSONObject]], *, ids: list[str] | None = None
+    ) -> list[Created]:
         """Insert ``(user_id, data)`` records all or nothing, then raise each user's rev.
 
         On ``StoreUnavailable`` none of the records is kept (a backend without
-        transactions removes what it wrote before raising).
+        transactions removes what it wrote before raising). ``ids`` (24 hex digits
+        each, one per item) are the records' ids when the caller chose them (derived
+        from an idempotency key): a record whose id is stored already is not written
+        again and comes back with its stored ``created_at``, so a retry of a write
+        whose outcome was never known creates nothing twice.
         """
         ...
 

@@ -68,8 +68,10 @@ class GuardedStore:
     async def create(self, user_id: str, data: JSONObject) -> Created:
         return await self._call("create", self.inner.create(user_id, data))
 
-    async def create_many(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
-        return await self._call("create_many", self.inner.create_many(items))
+    async def create_many(
+        self, items: list[tuple[str, JSONObject]], *, ids: list[str] | None = None
+    ) -> list[Created]:
+        return await self._call("create_many", self.inner.create_many(items, ids=ids))
 
     async def unseen(self, user_id: str) -> UnseenCount:
         return await self._call("unseen", self.inner.unseen(user_id))

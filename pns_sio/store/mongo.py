@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pymongo
 from bson import ObjectId
@@ -167,6 +168,11 @@ class MongoStore:
         cut short goes on in the server; the next start waits for it again).
         """
         ms = max(1, round(timeout * 1000))
+        options: dict[str, Any] = {}
+        if "w" not in {key.lower() for key in parse_qs(urlsplit(url).query)}:
+            # A write acknowledged by a majority survives a failover: a rev, once sent,
+            # never goes back. The URL's own w= wins (w=1 trades that for latency).
+            options["w"] = "majority"
         try:
             client: AsyncMongoClient[Document] = AsyncMongoClient(
                 url,
@@ -174,6 +180,7 @@ class MongoStore:
                 serverSelectionTimeoutMS=ms,
                 connectTimeoutMS=ms,
                 socketTimeoutMS=ms,
+                **options,
             )
             db = client.get_default_database(DEFAULT_DATABASE)
         except (ConfigurationError, InvalidName, ValueError) as exc:
@@ -222,38 +229,68 @@ class MongoStore:
         """
         return (await self.create_many([(user_id, data)]))[0]
 
-    async def create_many(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
+    async def create_many(
+        self, items: list[tuple[str, JSONObject]], *, ids: list[str] | None = None
+    ) -> list[Created]:
         """Insert the records, then raise each user's rev (see the protocol).
 
         No transaction here: ids are made before the insert, so when the insert
         fails part-way the records already written can be removed before
-        ``StoreUnavailable`` is raised.
+        ``StoreUnavailable`` is raised. With caller-chosen ``ids`` a record stored
+        by an earlier try is left as it is (a duplicate key is that record).
         """
         if not items:
             return []
         now = _now()
+        chosen = [ObjectId(i) for i in ids] if ids is not None else [ObjectId() for _ in items]
         docs: list[Document] = [
             {
-                "_id": ObjectId(),
+                "_id": oid,
                 "user_id": user_id,
                 "notification_data": data,
                 "creation_date": now,
                 "seen_date": None,
             }
-            for user_id, data in items
+            for oid, (user_id, data) in zip(chosen, items, strict=True)
         ]
+        stored: dict[ObjectId, datetime] = {}
+        if ids is not None:
+            stored = await self._stored_dates(chosen)
+        fresh = [doc for doc in docs if doc["_id"] not in stored]
         try:
             with _unavailable_on_outage():
-                await self._notifications.insert_many(docs, ordered=True)
+                if fresh:
+                    await self._notifications.insert_many(fresh, ordered=True)
+        except DuplicateKeyError as exc:
+            if ids is None:
+                raise
+            # Another try of the same request is writing these very records (its claim
+            # was taken over): they are its to finish; a later retry finds them stored.
+            raise StoreUnavailable("another try of this request is storing it") from exc
         except BaseException:
-            await self._remove_partial([doc["_id"] for doc in docs])
+            await self._remove_partial([doc["_id"] for doc in fresh])
             raise
         revs: dict[str, int] = {}
         for user_id in dict.fromkeys(user_id for user_id, _ in items):
             revs[user_id] = await self.bump_rev(user_id)
         return [
-            Created(id=str(doc["_id"]), created_at=now, rev=revs[doc["user_id"]]) for doc in docs
+            Created(
+                id=str(doc["_id"]),
+                created_at=stored.get(doc["_id"], now),
+                rev=revs[doc["user_id"]],
+            )
+            for doc in docs
         ]
+
+    async def _stored_dates(self, ids: list[ObjectId]) -> dict[ObjectId, datetime]:
+        """The creation dates of those of ``ids`` that are stored already."""
+        with _unavailable_on_outage():
+            return {
+                doc["_id"]: _utc(doc["creation_date"])
+                async for doc in self._notifications.find(
+                    {"_id": {"$in": ids}}, projection={"creation_date": 1}
+                )
+            }
 
     async def _remove_partial(self, ids: list[ObjectId]) -> None:
         try:

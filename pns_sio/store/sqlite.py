@@ -178,26 +178,41 @@ class SQLiteStore:
     async def create(self, user_id: str, data: JSONObject) -> Created:
         return (await self.create_many([(user_id, data)]))[0]
 
-    async def create_many(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
+    async def create_many(
+        self, items: list[tuple[str, JSONObject]], *, ids: list[str] | None = None
+    ) -> list[Created]:
         created_at = _now()
         stamp = _to_text(created_at)
+        chosen = ids if ids is not None else [str(ObjectId()) for _ in items]
         rows = [
-            (str(ObjectId()), user_id, jsoncodec.dumps(data, separators=(",", ":")))
-            for user_id, data in items
+            (nid, user_id, jsoncodec.dumps(data, separators=(",", ":")))
+            for nid, (user_id, data) in zip(chosen, items, strict=True)
         ]
 
         def write(conn: sqlite3.Connection) -> list[Created]:
             # One transaction (the writer's): every record and the revs commit
             # together, or nothing.
-            conn.executemany(INSERT_NOTIFICATION, [(n, u, b, stamp) for n, u, b in rows])
+            stored: dict[str, datetime] = {}
+            if ids is None:
+                conn.executemany(INSERT_NOTIFICATION, [(n, u, b, stamp) for n, u, b in rows])
+                added = Counter(u for _, u, _ in rows)
+            else:
+                stored = _stored_dates(conn, [n for n, _, _ in rows])
+                fresh = [(n, u, b, stamp) for n, u, b in rows if n not in stored]
+                conn.executemany(INSERT_NOTIFICATION, fresh)
+                added = Counter(u for _, u, _, _ in fresh)
             after: dict[str, tuple[int, int]] = {}
-            added = Counter(u for _, u, _ in rows)
-            for user_id, n in added.items():
+            for user_id in dict.fromkeys(u for _, u, _ in rows):
                 # Same transaction: this count is exactly the one of this rev, so
                 # the nodes can send it as is instead of each asking again.
-                after[user_id] = _bump(conn, user_id, n)
+                after[user_id] = _bump(conn, user_id, added[user_id])
             return [
-                Created(id=n, created_at=created_at, rev=after[u][0], count=after[u][1])
+                Created(
+                    id=n,
+                    created_at=stored.get(n, created_at),
+                    rev=after[u][0],
+                    count=after[u][1],
+                )
                 for n, u, _ in rows
             ]
 
@@ -355,6 +370,21 @@ class SQLiteStore:
     def _close_threads(self) -> None:
         self._reader.close()
         self._writer.close()
+
+
+def _stored_dates(conn: sqlite3.Connection, ids: list[str]) -> dict[str, datetime]:
+    """The creation dates of those of ``ids`` that are stored already."""
+    found: dict[str, datetime] = {}
+    for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        query = (
+            "SELECT notification_id, creation_date FROM notifications"
+            f" WHERE notification_id IN ({marks})"
+        )
+        for nid, created in conn.execute(query, chunk):
+            found[nid] = _from_text(created)
+    return found
 
 
 def _create_private(path: Path) -> None:

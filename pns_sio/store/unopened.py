@@ -19,7 +19,9 @@ class UnopenedStore:
     async def create(self, user_id: str, data: JSONObject) -> Created:
         _not_open()
 
-    async def create_many(self, items: list[tuple[str, JSONObject]]) -> list[Created]:
+    async def create_many(
+        self, items: list[tuple[str, JSONObject]], *, ids: list[str] | None = None
+    ) -> list[Created]:
         _not_open()
 
     async def unseen(self, user_id: str) -> UnseenCount:
