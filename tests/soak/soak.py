@@ -9,8 +9,9 @@ acknowledge all or part of a batch, acknowledge nothing, drop the
 acknowledgement (never sent: the node times out), acknowledge too late, or
 disconnect mid-batch. Meanwhile notifications are created through the HTTP
 API and the Python publisher, and a fault loop crashes (SIGKILL) or stops
-(SIGTERM) random nodes and restarts Redis. Every loop is bounded in time;
-all traffic stays on 127.0.0.1.
+(SIGTERM) random nodes, restarts Redis, or stalls it (no PUBLISH taken for a few
+seconds, so publishes are lost while every subscription stays up). Every loop is
+bounded in time; all traffic stays on 127.0.0.1.
 
 When the faults stop and everything is back, each device makes sure it is
 connected and the checker proves, from the store (read-only) and what every
@@ -49,7 +50,10 @@ from typing import Any
 
 import aiohttp
 import socketio
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
 
+from pns_sio.errors import NotAnnounced
 from pns_sio.publisher import Publisher
 from pns_sio.wire import EV_BATCH, EV_COUNT, EV_DISCONNECT, EV_FETCH
 
@@ -69,7 +73,11 @@ ACK_POLICIES = {
     "disconnect": 10,  # close the connection instead of answering
 }
 ACTIONS = {"fetch": 60, "idle": 30, "disconnect": 10}
-FAULTS = {"node_kill": 3, "node_term": 1, "redis_restart": 2}
+# redis_stall: Redis takes no PUBLISH for 2.5-6 s (CLIENT PAUSE WRITE) while every
+# subscription stays up, so nodes lose publishes (two tries of 2 s) and resync nothing
+# on their own; the publisher raises NotAnnounced and the creator announces again.
+FAULTS = {"node_kill": 3, "node_term": 1, "redis_restart": 2, "redis_stall": 2}
+ANNOUNCE_TRIES = 120  # every 0.5 s: a minute to get a NotAnnounced record announced
 MAX_VIOLATIONS_SHOWN = 40
 
 
@@ -360,6 +368,7 @@ class Soak:
         self.devices: list[SoakDevice] = []
         self.sequence = itertools.count(1)
         self.checked_truth: dict[str, int] = {}
+        self.announcing: list[asyncio.Task[None]] = []
         self.converged_in = float("nan")
         self.connected_at_end = 0
         self.store_figures = {"notifications": 0, "seen": 0}
@@ -415,6 +424,8 @@ class Soak:
         work += [asyncio.create_task(self._create(i, until)) for i in range(2)]
         work.append(asyncio.create_task(self._faults(until)))
         done = await asyncio.gather(*work, return_exceptions=True)
+        # Records stored but not announced yet are announced before the check.
+        done += await asyncio.gather(*self.announcing, return_exceptions=True)
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -450,12 +461,41 @@ class Soak:
                 try:
                     async with asyncio.timeout(10):
                         nid = await self.publisher.notify(user, data)
+                except NotAnnounced as exc:
+                    # Stored, and the publisher says so: announce it, as an app must.
+                    for nid in exc.notification_ids:
+                        record.created[nid] = user
+                        self.announcing.append(asyncio.create_task(self._announce(user, nid)))
+                    record.ops["create_publisher_not_announced"] += 1
                 except Exception:
                     record.ops["create_publisher_failed"] += 1
                     logger.warning("publisher failed", exc_info=True)
                 else:
                     record.created[nid] = user
                     record.ops["create_publisher_ok"] += 1
+
+    async def _announce(self, user: str, nid: str) -> None:
+        assert self.publisher is not None
+        for _ in range(ANNOUNCE_TRIES):
+            try:
+                async with asyncio.timeout(10):
+                    await self.publisher.announce(user, nid)
+            except Exception:
+                await asyncio.sleep(0.5)
+            else:
+                self.record.ops["announce_again_ok"] += 1
+                return
+        self.record.violation(f"{nid} of {user} could not be announced in time", nid)
+
+    async def _stall_redis(self, seconds: float) -> None:
+        client = aioredis.Redis(host="127.0.0.1", port=self.redis.port, socket_timeout=5)
+        try:
+            await client.execute_command("CLIENT", "PAUSE", str(int(seconds * 1000)), "WRITE")
+            await asyncio.sleep(seconds)
+        except (RedisError, OSError):
+            logger.warning("could not stall redis", exc_info=True)
+        finally:
+            await client.aclose()
 
     async def _faults(self, until: float) -> None:
         rng = self.rng
@@ -466,6 +506,9 @@ class Soak:
             kind = rng.choices(list(FAULTS), list(FAULTS.values()))[0]
             self.record.faults[kind] += 1
             down_for = rng.uniform(0.2, 2.0)
+            if kind == "redis_stall":
+                await self._stall_redis(rng.uniform(2.5, 6.0))
+                continue
             if kind == "redis_restart":
                 await asyncio.to_thread(self.redis.stop)
                 await asyncio.sleep(down_for)
