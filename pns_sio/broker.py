@@ -30,10 +30,12 @@ from redis import asyncio as aioredis
 from socketio.redis_manager import parse_redis_sentinel_url
 
 from . import jsoncodec
+from .quiet_log import QuietLog
 from .store import UnseenCount
 from .wire import EV_RESYNC, EV_SIGNAL, NAMESPACE, USER_ROOM_PREFIX
 
 logger = logging.getLogger(__name__)
+_quiet = QuietLog(logger)
 
 RESUBSCRIBE_MIN_DELAY = 0.2
 RESUBSCRIBE_MAX_DELAY = 2.0
@@ -201,6 +203,7 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
         channel: str = "socketio",
         publish_timeout: float = 2.0,
         on_publish_lost: Callable[[set[str] | None], None] = _noop_lost,
+        on_dropped: Callable[[], None] = _noop,
     ) -> None:
         """``on_publish_lost(users)`` runs once Redis takes messages again after some
         could not be published: ``users`` are those whose room a lost message was
@@ -209,6 +212,8 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
         self._init_hooks(subscribed=False)
         self.publish_timeout = publish_timeout
         self._on_publish_lost = on_publish_lost
+        self._on_dropped = on_dropped
+        self.dropped_messages = 0
         self._lost: set[str] | None = set()
         self._losing = False
         self.subscribed = False
@@ -397,7 +402,22 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
                 and message.get("type") == "message"
                 and "data" in message
             ):
-                yield message["data"]
+                # Read here, not by python-socketio (which drops what it cannot read
+                # without a word): anyone who can publish on the channel is heard.
+                try:
+                    data = self.json.loads(message["data"])
+                except ValueError as exc:  # MalformedJSON: not JSON, or nested too deep
+                    self._drop(f"not JSON ({exc})")
+                    continue
+                if not isinstance(data, dict):
+                    self._drop("not a JSON object")
+                    continue
+                yield data
+
+    def _drop(self, why: str) -> None:
+        self.dropped_messages += 1
+        self._on_dropped()
+        _quiet.info("dropped a message from redis: %s", why)
 
     # -- PNS hooks -------------------------------------------------------------
 

@@ -76,6 +76,11 @@ class Metrics:
         self.resyncs = Counter(
             "pns_resyncs", "Count resyncs after the broker subscription came back", registry=r
         )
+        self.broker_dropped = Counter(
+            "pns_broker_messages_dropped",
+            "Messages from Redis dropped as unreadable (not JSON, nested too deep, no object)",
+            registry=r,
+        )
         self.republished = Counter(
             "pns_publish_recoveries",
             "Times Redis took messages again after some were lost; counts re-published",

@@ -85,6 +85,7 @@ class Node:
                 settings.redis_url,
                 channel=settings.redis_channel,
                 on_publish_lost=self._republish,
+                on_dropped=self.metrics.broker_dropped.inc,
             )
             if settings.redis_url
             else LocalBroker()

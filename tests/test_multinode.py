@@ -162,3 +162,21 @@ async def test_a_publish_lost_to_a_stalled_redis_is_made_good(
         await admin.execute_command("CLIENT", "UNPAUSE")
         await admin.aclose()
     assert a.metric("pns_publish_recoveries_total") >= 1
+
+
+async def test_unreadable_messages_from_redis_are_dropped_and_counted(
+    start_node, connect, http, redis_server
+) -> None:
+    a, _ = await two_nodes(start_node, redis_server.url)
+    device = await connect(a, "42")
+    await device.wait_count(0)
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        # Anyone who can publish on the channel: not JSON, nested past 64 levels, a list.
+        for junk in ["{not json", "[" * 100 + "]" * 100, "[1, 2]"]:
+            await admin.publish(a.settings.redis_channel, junk)
+    finally:
+        await admin.aclose()
+    await notify(http, a, "42")  # published after the junk: heard after it, and heard
+    await device.wait_count(1)
+    await eventually(lambda: a.metric("pns_broker_messages_dropped_total") == 3)
