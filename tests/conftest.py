@@ -39,15 +39,19 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'pns.db'}"
 
 
-@pytest.fixture(params=["sqlite", "mongo"])
+@pytest.fixture(params=["sqlite", "mongo", "mongo-standalone"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[NotificationStore]:
-    """Each real store backend, empty."""
+    """Each real store backend, empty. ``mongo-standalone``: MongoDB as PNS uses a server
+    that refuses transactions (writes in order, counts taken at each read)."""
+    opened: NotificationStore
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
+        opened = await open_store(f"sqlite:///{tmp_path / 'store.db'}", timeout=5.0)
     else:
-        url = request.getfixturevalue("mongo_url")
-        url = fresh_mongo_database(url, request.node.name)
-    opened = await open_store(url, timeout=5.0)
+        from pns_sio.store.mongo import MongoStore
+
+        url = fresh_mongo_database(request.getfixturevalue("mongo_url"), request.node.name)
+        transactions = request.param == "mongo"
+        opened = await MongoStore.open(url, timeout=5.0, transactions=transactions)
     yield opened
     await opened.close()
 

@@ -1,40 +1,42 @@
 """The MongoDB backend, on PyMongo's native async API (``AsyncMongoClient``).
 
-Collections: ``notifications`` (the data model of docs/protocol.md) and
-``pns_users`` (``{_id: user_id, user_id, rev}``). MongoDB has no transaction
-here, so the rev rule of ``store/__init__.py`` is kept by ordering: every
-write to ``notifications`` that changes a user's unseen set is followed by a
-bump of that user's rev, and ``unseen`` reads rev before it counts. A count
-sent with rev R was therefore taken after every change that led to R.
+Collections: ``notifications`` (the data model of docs/protocol.md), ``pns_users``
+(each user's rev and kept unseen count: ``mongo_revs.py``) and ``pns_idempotency``.
 
-Driver errors that mean "the database did not answer" become
-``StoreUnavailable`` here; nothing above ``store/`` imports pymongo.
+Where the deployment has transactions (replica sets, sharded clusters) a write, the
+user's rev and the kept count change in one transaction. A standalone server refuses
+transactions (found at the first write, then remembered): the rev rule of
+``store/__init__.py`` is then kept by ordering: every write to ``notifications`` that
+changes a user's unseen set is followed by a bump of that user's rev, and ``unseen``
+reads rev before it counts, so a count sent with rev R was taken after every change
+that led to R. Writes wait for a majority unless the URL says otherwise.
+
+Transactions and their fallback: ``mongo_writes.py``; documents and driver errors:
+``mongo_docs.py``; nothing above ``store/`` imports pymongo.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pymongo
 from bson import ObjectId
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     ConfigurationError,
-    ConnectionFailure,
     DuplicateKeyError,
     InvalidName,
     OperationFailure,
     PyMongoError,
 )
 
-from .. import jsoncodec
 from ..errors import SettingsError, StoreUnavailable
 from . import (
     IDEMPOTENCY_ABANDONED,
@@ -45,14 +47,23 @@ from . import (
     Marked,
     Notification,
     UnseenCount,
-    undeliverable,
 )
+from .mongo_docs import Document, id_forms, notification, now, unavailable_on_outage, utc
+from .mongo_revs import UserRevs
+from .mongo_writes import Writes
 
 __all__ = ["MongoStore"]
 
 logger = logging.getLogger(__name__)
 
-Document = dict[str, Any]
+Stored = dict[ObjectId, datetime]
+Revs = dict[str, tuple[int, int | None]]
+# What a standalone server answers a transaction with ("Transaction numbers are only
+# allowed on a replica set member or mongos").
+ILLEGAL_OPERATION = 20
+WRITE_CONFLICT = 112
+CONFLICT_RETRIES = 20  # transactions on one user at once: each retry backs off (random)
+CONFLICT_RETRY_DELAY = 0.005
 
 DEFAULT_DATABASE = "pns"
 NOTIFICATIONS = "notifications"
@@ -67,80 +78,6 @@ UNSEEN_INDEX = [("user_id", 1), ("seen_date", 1), ("creation_date", 1), ("_id", 
 # as long too, so open() pings first to fail fast when the server is down.)
 INDEX_BUILD_TIMEOUT = 120.0
 
-# Server error codes that mean the server is unreachable, stepping down,
-# shutting down or out of time (PyMongo's retryable-error set, plus
-# MaxTimeMSExpired). Codes 13/18: it refuses our credentials, which to a
-# caller is the same as down, and /readyz must say so.
-_OUTAGE_CODES = frozenset({6, 7, 13, 18, 50, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602})
-
-
-def _is_outage(exc: PyMongoError) -> bool:
-    if isinstance(exc, ConnectionFailure) or exc.timeout:
-        return True
-    if isinstance(exc, OperationFailure) and exc.code in _OUTAGE_CODES:
-        return True
-    return exc.has_error_label("RetryableWriteError")
-
-
-@contextmanager
-def _unavailable_on_outage() -> Iterator[None]:
-    """Turn an outage-like driver error into ``StoreUnavailable``; others pass unchanged."""
-    try:
-        yield
-    except PyMongoError as exc:
-        if _is_outage(exc):
-            raise StoreUnavailable() from exc
-        raise
-
-
-def _now() -> datetime:
-    # BSON datetimes keep milliseconds: truncate now, so that what create()
-    # returns equals what get() and list_unseen() read back later.
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def _utc(value: datetime) -> datetime:
-    # tz_aware=True gives bson's own UTC tzinfo; hand out the stdlib one.
-    return value.astimezone(UTC)
-
-
-def _notification(doc: Mapping[str, Any]) -> Notification:
-    """The record as PNS delivers it, or an ``undeliverable`` stand-in when the
-    application inserted a document of another shape."""
-    nid, user_id = str(doc.get("_id")), str(doc.get("user_id"))
-    data = doc.get("notification_data")
-    created = doc.get("creation_date")
-    if not isinstance(data, dict):
-        return undeliverable(nid, user_id, "notification_data is not an object")
-    if not isinstance(created, datetime):
-        return undeliverable(nid, user_id, "creation_date is missing or not a date")
-    try:
-        jsoncodec.dumps(data)  # BSON types (ObjectId, Binary, Decimal128) do not encode
-    except (TypeError, ValueError) as exc:
-        return undeliverable(nid, user_id, f"notification_data does not encode: {exc}"[:200])
-    seen = doc.get("seen_date")
-    return Notification(
-        id=nid,
-        user_id=user_id,
-        data=data,
-        created_at=_utc(created),
-        seen_at=_utc(seen) if isinstance(seen, datetime) else None,
-    )
-
-
-def _id_forms(value: object) -> list[Any]:
-    """Every ``_id`` a client's id string may stand for: an application may key its own
-    records by string (or integer) ids instead of ObjectIds."""
-    if not isinstance(value, str):
-        return []
-    forms: list[Any] = [value]
-    if ObjectId.is_valid(value):
-        forms.append(ObjectId(value))
-    if value.isdigit() and len(value) < 19:
-        forms.append(int(value))
-    return forms
-
 
 class MongoStore:
     """``NotificationStore`` on MongoDB. Open with ``await MongoStore.open(url, timeout=...)``."""
@@ -148,16 +85,29 @@ class MongoStore:
     # A TTL index on seen_date deletes seen notifications past retention.
     EXPIRES_ITSELF = True
 
-    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self,
+        client: AsyncMongoClient[Document],
+        db: AsyncDatabase[Document],
+        *,
+        transactions: bool = True,
+    ) -> None:
         self._client = client
         self._db = db
         self._notifications: AsyncCollection[Document] = db[NOTIFICATIONS]
         self._users: AsyncCollection[Document] = db[USERS]
         self._keys: AsyncCollection[Document] = db[KEYS]
+        self._revs = UserRevs(self._users, self._notifications)
+        self._writes = Writes(client, transactions=transactions)
 
     @classmethod
     async def open(
-        cls, url: str, *, timeout: float, retention: timedelta | None = None
+        cls,
+        url: str,
+        *,
+        timeout: float,
+        retention: timedelta | None = None,
+        transactions: bool = True,
     ) -> MongoStore:
         """Connect to the database named in ``url`` (default ``pns``) and create the index.
 
@@ -186,10 +136,10 @@ class MongoStore:
         except (ConfigurationError, InvalidName, ValueError) as exc:
             # PyMongo's messages name the bad part, never the password.
             raise SettingsError(f"PNS_STORE_URL: not a usable MongoDB URL: {exc}") from exc
-        store = cls(client, db)
+        store = cls(client, db, transactions=transactions)
         try:
             await store.ping()
-            with _unavailable_on_outage(), pymongo.timeout(INDEX_BUILD_TIMEOUT):
+            with unavailable_on_outage(), pymongo.timeout(INDEX_BUILD_TIMEOUT):
                 # PROTOCOL: index (user_id, seen_date, creation_date, _id) serves
                 # both the unseen count and the oldest-first listing. The _id is
                 # the listing's tie-break: without it in the index, MongoDB sorts
@@ -241,28 +191,52 @@ class MongoStore:
         """
         if not items:
             return []
-        now = _now()
+        created_at = now()
         chosen = [ObjectId(i) for i in ids] if ids is not None else [ObjectId() for _ in items]
         docs: list[Document] = [
             {
                 "_id": oid,
                 "user_id": user_id,
                 "notification_data": data,
-                "creation_date": now,
+                "creation_date": created_at,
                 "seen_date": None,
             }
             for oid, (user_id, data) in zip(chosen, items, strict=True)
         ]
-        stored: dict[ObjectId, datetime] = {}
-        if ids is not None:
-            stored = await self._stored_dates(chosen)
-        fresh = [doc for doc in docs if doc["_id"] not in stored]
-        try:
-            with _unavailable_on_outage():
+        users = list(dict.fromkeys(user_id for user_id, _ in items))
+
+        async def write(session: AsyncClientSession | None) -> tuple[Stored, Revs]:
+            stored = await self._stored_dates(chosen, session) if ids is not None else {}
+            fresh = [doc for doc in docs if doc["_id"] not in stored]
+            if session is not None:
+                # One transaction: the records, every rev and every kept count, or none.
                 if fresh:
-                    await self._notifications.insert_many(fresh, ordered=True)
+                    await self._notifications.insert_many(fresh, ordered=True, session=session)
+                added = Counter(doc["user_id"] for doc in fresh)
+                counted = {u: await self._revs.bump_counted(u, added[u], session) for u in users}
+                return stored, {u: (rev, count) for u, (rev, count) in counted.items()}
+            await self._insert_in_order(fresh, chosen_by_caller=ids is not None)
+            return stored, {u: (await self._revs.bump(u), None) for u in users}
+
+        stored, revs = await self._writes.write(users, write)
+        return [
+            Created(
+                id=str(doc["_id"]),
+                created_at=stored.get(doc["_id"], created_at),
+                rev=revs[doc["user_id"]][0],
+                count=revs[doc["user_id"]][1],
+            )
+            for doc in docs
+        ]
+
+    async def _insert_in_order(self, fresh: list[Document], *, chosen_by_caller: bool) -> None:
+        """Without a transaction: insert, removing what was written if the insert fails
+        part-way (all or nothing, as far as the server lets us)."""
+        try:
+            if fresh:
+                await self._notifications.insert_many(fresh, ordered=True)
         except DuplicateKeyError as exc:
-            if ids is None:
+            if not chosen_by_caller:
                 raise
             # Another try of the same request is writing these very records (its claim
             # was taken over): they are its to finish; a later retry finds them stored.
@@ -270,31 +244,21 @@ class MongoStore:
         except BaseException:
             await self._remove_partial([doc["_id"] for doc in fresh])
             raise
-        revs: dict[str, int] = {}
-        for user_id in dict.fromkeys(user_id for user_id, _ in items):
-            revs[user_id] = await self.bump_rev(user_id)
-        return [
-            Created(
-                id=str(doc["_id"]),
-                created_at=stored.get(doc["_id"], now),
-                rev=revs[doc["user_id"]],
-            )
-            for doc in docs
-        ]
 
-    async def _stored_dates(self, ids: list[ObjectId]) -> dict[ObjectId, datetime]:
+    async def _stored_dates(
+        self, ids: list[ObjectId], session: AsyncClientSession | None
+    ) -> dict[ObjectId, datetime]:
         """The creation dates of those of ``ids`` that are stored already."""
-        with _unavailable_on_outage():
-            return {
-                doc["_id"]: _utc(doc["creation_date"])
-                async for doc in self._notifications.find(
-                    {"_id": {"$in": ids}}, projection={"creation_date": 1}
-                )
-            }
+        return {
+            doc["_id"]: utc(doc["creation_date"])
+            async for doc in self._notifications.find(
+                {"_id": {"$in": ids}}, projection={"creation_date": 1}, session=session
+            )
+        }
 
     async def _remove_partial(self, ids: list[ObjectId]) -> None:
         try:
-            with _unavailable_on_outage():
+            with unavailable_on_outage():
                 await self._notifications.delete_many({"_id": {"$in": ids}})
         except (StoreUnavailable, PyMongoError):
             # Unseen, never announced, rev not raised: clients see them at the
@@ -302,14 +266,8 @@ class MongoStore:
             logger.error("could not remove %d records of a failed batch insert", len(ids))
 
     async def unseen(self, user_id: str) -> UnseenCount:
-        # Rev first, count after: a change racing this call either shows in
-        # the count or raises rev past the one we send, so ours loses.
-        rev = await self._read_rev(user_id)
-        with _unavailable_on_outage():
-            count = await self._notifications.count_documents(
-                {"user_id": user_id, "seen_date": None}
-            )
-        return UnseenCount(count=count, rev=rev)
+        with unavailable_on_outage():
+            return await self._revs.read(user_id)
 
     async def list_unseen(self, user_id: str, limit: int) -> list[Notification]:
         if limit <= 0:
@@ -319,62 +277,71 @@ class MongoStore:
             .sort([("creation_date", 1), ("_id", 1)])
             .limit(limit)
         )
-        with _unavailable_on_outage():
-            return [_notification(doc) async for doc in cursor]
+        with unavailable_on_outage():
+            return [notification(doc) async for doc in cursor]
 
     async def mark_seen(self, user_id: str, ids: list[str]) -> Marked:
-        oids = list({form for value in ids for form in _id_forms(value)})
-        changed = 0
-        if oids:
-            # The filter re-checks seen_date in the same atomic per-document
-            # update, so concurrent calls on the same ids count each one once.
-            with _unavailable_on_outage():
-                result = await self._notifications.update_many(
-                    {"_id": {"$in": oids}, "user_id": user_id, "seen_date": None},
-                    {"$set": {"seen_date": _now()}},
-                )
+        oids = list({form for value in ids for form in id_forms(value)})
+        if not oids:
+            with unavailable_on_outage():
+                return Marked(changed=0, rev=await self._revs.read_rev(user_id))
+
+        async def write(session: AsyncClientSession | None) -> Marked:
+            # The filter re-checks seen_date in the same atomic per-document update, so
+            # concurrent calls on the same ids count each one once.
+            result = await self._notifications.update_many(
+                {"_id": {"$in": oids}, "user_id": user_id, "seen_date": None},
+                {"$set": {"seen_date": now()}},
+                session=session,
+            )
             changed = result.modified_count
-        rev = await self.bump_rev(user_id) if changed else await self._read_rev(user_id)
-        return Marked(changed=changed, rev=rev)
+            if not changed:
+                return Marked(changed=0, rev=await self._revs.read_rev(user_id))
+            if session is None:
+                return Marked(changed=changed, rev=await self._revs.bump(user_id))
+            rev, count = await self._revs.bump_counted(user_id, -changed, session)
+            return Marked(changed=changed, rev=rev, count=count)
+
+        return await self._writes.write([user_id], write)
 
     async def bump_rev(self, user_id: str) -> int:
-        with _unavailable_on_outage():
-            try:
-                doc = await self._bump(user_id)
-            except DuplicateKeyError:
-                # Two first bumps of a user raced to upsert the same _id; the
-                # loser's retry finds the winner's document and increments it.
-                doc = await self._bump(user_id)
-        return int(doc["rev"])
+        async def write(session: AsyncClientSession | None) -> int:
+            if session is None:
+                return await self._revs.bump(user_id)
+            # An announced write may be anything the application did itself: count again.
+            rev, _ = await self._revs.bump_counted(user_id, None, session)
+            return rev
+
+        return await self._writes.write([user_id], write)
 
     async def get(self, notification_id: str) -> Notification | None:
-        forms = _id_forms(notification_id)
+        forms = id_forms(notification_id)
         if not forms:
             return None
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             doc = await self._notifications.find_one({"_id": {"$in": forms}})
-        return None if doc is None else _notification(doc)
+        return None if doc is None else notification(doc)
 
     async def purge_seen(self, before: datetime) -> int:
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             result = await self._notifications.delete_many(
                 {"seen_date": {"$ne": None, "$lt": before}}
             )
         return result.deleted_count
 
     async def claim_key(self, key: str, fingerprint: str) -> Claim:
-        now = _now()
-        with _unavailable_on_outage():
+        moment = now()
+        with unavailable_on_outage():
             try:
                 await self._keys.insert_one(
-                    {"_id": key, "fingerprint": fingerprint, "response": None, "created_at": now}
+                    {"_id": key, "fingerprint": fingerprint, "response": None, "created_at": moment}
                 )
                 return Claim("new")
             except DuplicateKeyError:
                 doc = await self._keys.find_one({"_id": key})
             if doc is None:  # expired between the two calls
                 return await self.claim_key(key, fingerprint)
-            age = now - _utc(doc["created_at"])
+            age = moment - utc(doc["created_at"])
             expired = age > IDEMPOTENCY_TTL
             abandoned = doc.get("response") is None and age > IDEMPOTENCY_ABANDONED
             if not expired and doc["fingerprint"] != fingerprint:
@@ -385,38 +352,22 @@ class MongoStore:
                 # Take it over only if nobody else did in the meantime.
                 replaced = await self._keys.find_one_and_replace(
                     {"_id": key, "created_at": doc["created_at"]},
-                    {"fingerprint": fingerprint, "response": None, "created_at": now},
+                    {"fingerprint": fingerprint, "response": None, "created_at": moment},
                 )
                 return Claim("new") if replaced is not None else Claim("pending")
             return Claim("pending")
 
     async def complete_key(self, key: str, response: JSONObject) -> None:
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             await self._keys.update_one({"_id": key}, {"$set": {"response": response}})
 
     async def release_key(self, key: str) -> None:
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             await self._keys.delete_one({"_id": key, "response": None})
 
     async def ping(self) -> None:
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             await self._db.command("ping")
 
     async def close(self) -> None:
         await self._client.close()
-
-    async def _read_rev(self, user_id: str) -> int:
-        with _unavailable_on_outage():
-            doc = await self._users.find_one({"_id": user_id}, projection={"rev": 1})
-        return 0 if doc is None else int(doc["rev"])
-
-    async def _bump(self, user_id: str) -> Document:
-        doc = await self._users.find_one_and_update(
-            {"_id": user_id},
-            {"$inc": {"rev": 1}, "$setOnInsert": {"user_id": user_id}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is None:  # cannot happen with upsert=True and AFTER
-            raise RuntimeError(f"rev upsert returned nothing for user {user_id!r}")
-        return doc
