@@ -213,7 +213,6 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
         self.publish_timeout = publish_timeout
         self._on_publish_lost = on_publish_lost
         self._on_dropped = on_dropped
-        self.dropped_messages = 0
         self._lost: set[str] | None = set()
         self._losing = False
         self.subscribed = False
@@ -317,8 +316,8 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
                     outbox.task_done()
 
     async def _send(self, batch: list[tuple[str, str | None]]) -> None:
-        """Publish ``batch`` in one round trip (an empty one pings); two tries, then the
-        batch counts as lost (``_lose``)."""
+        """Publish ``batch`` in one round trip (an empty one is a probe); two tries, then
+        the batch counts as lost (``_lose``)."""
         for attempt in (1, 2):
             try:
                 if self._pub_client is None:
@@ -415,7 +414,6 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
                 yield data
 
     def _drop(self, why: str) -> None:
-        self.dropped_messages += 1
         self._on_dropped()
         _quiet.info("dropped a message from redis: %s", why)
 

@@ -80,7 +80,10 @@ class NotAnnounced(PNSError):
     code = "unavailable"
 
     def __init__(self, notification_ids: list[str], reason: str) -> None:
-        stored = f"stored as {', '.join(notification_ids)} but" if notification_ids else "stored,"
+        shown = ", ".join(notification_ids[:3])
+        if len(notification_ids) > 3:
+            shown += f" and {len(notification_ids) - 3} more"
+        stored = f"stored as {shown} but" if notification_ids else "stored,"
         super().__init__(
             f"{stored} not announced ({reason}): call announce() again once Redis answers"
         )
