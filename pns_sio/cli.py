@@ -19,7 +19,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from .errors import SettingsError, StoreUnavailable
-from .settings import Settings, env_variables, flag_names, parse_flag, warnings_for
+from .settings import (
+    EventLoop,
+    LogLevel,
+    Settings,
+    env_variables,
+    flag_names,
+    parse_flag,
+    warnings_for,
+)
 
 logger = logging.getLogger("pns_sio")
 
@@ -48,7 +56,7 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, second, third)
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: LogLevel) -> None:
     logging.config.dictConfig(
         {
             "version": 1,
@@ -56,7 +64,7 @@ def _configure_logging(level: str) -> None:
             "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
             "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
             "root": {"handlers": ["stderr"], "level": "WARNING"},
-            "loggers": {"pns_sio": {"level": level.upper()}},
+            "loggers": {"pns_sio": {"level": level}},
         }
     )
 
@@ -131,7 +139,7 @@ def serve(settings: Settings) -> None:
         runner.run(_serve(settings))
 
 
-def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory(choice: EventLoop) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when installed (``auto``) or asked for; None: asyncio's own loop.
 
     uvloop's transports and scheduling are in C: about a sixth less CPU per
@@ -150,8 +158,7 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 async def _serve(settings: Settings) -> None:
     from aiohttp import web
 
-    from .app import create_app
-    from .http_api import NODE
+    from .app import NODE, create_app
 
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)

@@ -12,20 +12,35 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeGuard, get_args
 from urllib.parse import urlsplit
 
 from .errors import SettingsError
 
-AUTH_MODES = ("jwt", "session", "forward")
-EVENT_LOOPS = ("auto", "uvloop", "asyncio")
-JWT_ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256")
-JWT_HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+# The choices of a setting are its type; the tuples the checks use are read from it.
+AuthMode = Literal["jwt", "session", "forward"]
+EventLoop = Literal["auto", "uvloop", "asyncio"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+HMACAlgorithm = Literal["HS256", "HS384", "HS512"]
+AsymmetricAlgorithm = Literal["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256"]
+JWTAlgorithm = HMACAlgorithm | AsymmetricAlgorithm
+
+AUTH_MODES: tuple[AuthMode, ...] = get_args(AuthMode)
+EVENT_LOOPS: tuple[EventLoop, ...] = get_args(EventLoop)
+LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
+JWT_ASYMMETRIC_ALGORITHMS: tuple[AsymmetricAlgorithm, ...] = get_args(AsymmetricAlgorithm)
+JWT_HMAC_ALGORITHMS: tuple[HMACAlgorithm, ...] = get_args(HMACAlgorithm)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every knob of a node. See docs/configuration.md for the variables."""
+    """Every knob of a node. See docs/configuration.md for the variables.
+
+    Values from the environment and flags arrive as text; ``__post_init__`` refuses
+    (``SettingsError``) any outside the choices of ``auth``, ``jwt_algorithm``,
+    ``log_level`` and ``event_loop``, so those fields hold only what their types
+    say. ``log_level`` may be given in any case and is kept in upper case.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -35,10 +50,10 @@ class Settings:
     redis_channel: str = "socketio"
     # None: same-origin only. Entries are normalized (lower case, no trailing slash).
     allowed_origins: tuple[str, ...] | None = None
-    auth: str | None = None
+    auth: AuthMode | None = None
     jwt_secret: str | None = field(default=None, repr=False)
     jwt_public_key: str | None = field(default=None, repr=False)
-    jwt_algorithm: str | None = None
+    jwt_algorithm: JWTAlgorithm | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_cookie: str | None = None
@@ -75,8 +90,8 @@ class Settings:
     shutdown_grace: float = 10.0
     demo: bool = False
     demo_public: bool = False
-    log_level: str = "INFO"
-    event_loop: str = "auto"
+    log_level: LogLevel = "INFO"
+    event_loop: EventLoop = "auto"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -86,7 +101,7 @@ class Settings:
         return self.redis_url is not None
 
     @property
-    def auth_mode(self) -> str | None:
+    def auth_mode(self) -> AuthMode | None:
         """The authenticator in use: explicit ``auth``, else inferred, else None (demo)."""
         return self.auth or _inferred_auth(self)
 
@@ -298,17 +313,22 @@ def _var(name: str) -> str:
     return env_variables(name)[0]
 
 
-def _inferred_auth(s: Settings) -> str | None:
-    present = [
-        mode
-        for mode, given in (
-            ("jwt", s.jwt_secret or s.jwt_public_key),
-            ("session", s.session_secret),
-            ("forward", s.auth_url),
-        )
-        if given
-    ]
+def _inferred_auth(s: Settings) -> AuthMode | None:
+    present = [mode for mode, given in _auth_settings_given(s).items() if given]
     return present[0] if len(present) == 1 else None
+
+
+def _auth_settings_given(s: Settings) -> dict[AuthMode, bool]:
+    """Which authentication modes have their settings present."""
+    return {
+        "jwt": bool(s.jwt_secret or s.jwt_public_key),
+        "session": bool(s.session_secret),
+        "forward": bool(s.auth_url),
+    }
+
+
+def _is_log_level(value: str) -> TypeGuard[LogLevel]:
+    return value in LOG_LEVELS
 
 
 def _is_loopback(host: str) -> bool:
@@ -338,10 +358,13 @@ def _validate(s: Settings) -> None:
         value = getattr(s, name)
         if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
             raise SettingsError(f"{_var(name)}={value!r}: expected a positive number of seconds")
-    if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    level = s.log_level.upper()
+    if not _is_log_level(level):
         raise SettingsError(
             f"PNS_LOG_LEVEL={s.log_level!r}: expected DEBUG, INFO, WARNING or ERROR"
         )
+    if level != s.log_level:
+        object.__setattr__(s, "log_level", level)  # frozen: set once, while validating
     if s.event_loop not in EVENT_LOOPS:
         raise SettingsError(f"PNS_EVENT_LOOP={s.event_loop!r}: expected auto, uvloop or asyncio")
     if s.allowed_origins is not None:
@@ -419,11 +442,7 @@ def _validate_auth(s: Settings) -> None:
     _validate_secrets(s)
     if s.auth is not None and s.auth not in AUTH_MODES:
         raise SettingsError(f"PNS_AUTH={s.auth!r}: expected one of jwt, session, forward")
-    given = {
-        "jwt": bool(s.jwt_secret or s.jwt_public_key),
-        "session": bool(s.session_secret),
-        "forward": bool(s.auth_url),
-    }
+    given = _auth_settings_given(s)
     if s.auth is None:
         present = [mode for mode, ok in given.items() if ok]
         if len(present) > 1:

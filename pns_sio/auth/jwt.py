@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from ..errors import SettingsError, Unauthorized
-from ..settings import Settings
+from ..settings import AsymmetricAlgorithm, JWTAlgorithm, Settings
 from . import Handshake, Identity, user_id_of
 
 if TYPE_CHECKING:
@@ -37,7 +37,11 @@ logger = logging.getLogger(__name__)
 # Seconds of clock skew tolerated between the application and the node on exp/nbf/iat.
 LEEWAY = 5.0
 
-_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+_EC_ALGORITHMS: dict[str, AsymmetricAlgorithm] = {
+    "secp256r1": "ES256",
+    "secp384r1": "ES384",
+    "secp521r1": "ES512",
+}
 
 
 class JWTAuthenticator:
@@ -51,6 +55,7 @@ class JWTAuthenticator:
 
     def __init__(self, settings: Settings) -> None:
         self._key: Any
+        self._algorithm: JWTAlgorithm
         if settings.jwt_secret:
             self._key = settings.jwt_secret
             self._algorithm = settings.jwt_algorithm or "HS256"
@@ -135,7 +140,7 @@ def _load_public_key(pem: str) -> Any:
         ) from None
 
 
-def _infer_algorithm(key: Any) -> str:
+def _infer_algorithm(key: Any) -> AsymmetricAlgorithm:
     if isinstance(key, rsa.RSAPublicKey):
         return "RS256"
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _EC_ALGORITHMS:
