@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ..errors import SettingsError
 from ..settings import redact_url
@@ -65,6 +65,9 @@ class UnseenCount:
     rev: int
 
 
+ClaimState = Literal["new", "done", "mismatch", "pending"]
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     """What a store knows of an idempotency key.
@@ -74,7 +77,7 @@ class Claim:
     another request body), ``pending`` (another request holds it right now).
     """
 
-    state: str
+    state: ClaimState
     response: JSONObject | None = None
 
 
