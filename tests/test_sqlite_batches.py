@@ -1,5 +1,5 @@
 """SQLite's writer commits the writes waiting together; each still succeeds or fails alone.
-And what is SQLite's own: the windowed retention purge, the schema of older files."""
+And what is SQLite's own: the windowed retention purge."""
 
 from __future__ import annotations
 
@@ -153,22 +153,3 @@ async def test_the_purge_walks_the_table_in_windows_and_keeps_what_it_must(
         assert await store.purge_seen(datetime.now(UTC) - timedelta(days=1)) == 0
     finally:
         await store.close()
-
-
-async def test_a_file_from_an_earlier_version_loses_the_seen_index(tmp_path: Path) -> None:
-    # Earlier versions kept an index on seen_date that every mark_seen paid for.
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:
-        conn.executescript(
-            sqlite_store.SCHEMA.replace("DROP INDEX IF EXISTS ix_notifications_seen;", "")
-        )
-        conn.execute(
-            "CREATE INDEX ix_notifications_seen ON notifications (seen_date)"
-            " WHERE seen_date IS NOT NULL"
-        )
-    store = await SQLiteStore.open(f"sqlite:///{path}")
-    await store.close()
-    with sqlite3.connect(path) as conn:
-        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    assert "ix_notifications_seen" not in names
-    assert "ix_notifications_user_seen_created" in names

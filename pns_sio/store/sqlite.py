@@ -38,7 +38,6 @@ from . import (
 from .sqlite_schema import (
     BUMP_REV,
     BUMP_REV_AND_COUNT,
-    COUNT_COLUMNS,
     COUNT_UNSEEN,
     INSERT_NOTIFICATION,
     LIST_UNSEEN,
@@ -83,7 +82,6 @@ class SQLiteStore:
         def prepare(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)
-            _add_columns(conn)
 
         # Nodes starting together on a new file race to switch it to WAL and
         # create the tables; SQLite answers "locked" at once there (its busy
@@ -340,16 +338,6 @@ def _bump(conn: sqlite3.Connection, user_id: str, delta: int) -> tuple[int, int]
     if unseen is None:
         unseen = conn.execute(RECOUNT, (user_id,)).fetchone()[0]
     return int(rev), int(unseen)
-
-
-def _add_columns(conn: sqlite3.Connection) -> None:
-    """Give a file made by an earlier version the count columns of ``pns_users``."""
-    have = {row[1] for row in conn.execute("PRAGMA table_info(pns_users)")}
-    for column in COUNT_COLUMNS:
-        if column not in have:
-            # A node opening the same file at once may win the race: its "duplicate
-            # column" error makes open() try again, and then the column is there.
-            conn.execute(f"ALTER TABLE pns_users ADD COLUMN {column} INTEGER")
 
 
 def _judge_claim(row: tuple[Any, ...] | None, fingerprint: str, now: datetime) -> Claim:

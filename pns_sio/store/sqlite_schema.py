@@ -24,13 +24,13 @@ CREATE TABLE IF NOT EXISTS pns_idempotency (
     response TEXT,
     created_at TEXT NOT NULL
 );
--- Earlier versions indexed seen_date for the retention purge, and every mark_seen wrote
--- to that index; the purge now walks the table in rowid windows instead.
-DROP INDEX IF EXISTS ix_notifications_seen;
 """
 
 # Rows per retention-purge transaction: each is a short rowid-range scan, so the
-# writer lock is never held for long and other writes go between the windows.
+# writer lock is never held for long and other writes go between the windows (300,000
+# rows, half of them seen and old: one DELETE held the writer 1.7 s; in windows a
+# create waited 55 ms at most). Walking rowids needs no index on seen_date, which
+# every mark_seen would have to write to.
 PURGE_WINDOW = 5_000
 
 INSERT_NOTIFICATION = (
@@ -40,8 +40,9 @@ INSERT_NOTIFICATION = (
 
 # Oldest first; records created together (a batch shares one timestamp) in the order
 # they were written. Every index entry ends with the rowid, so the index gives this
-# order as it is and a page is read without sorting the user's backlog (ordering the
-# ties by notification_id made SQLite sort them all on every fetch).
+# order as it is and a page is read without sorting the user's backlog. Ties ordered by
+# notification_id, which the index does not hold, are all sorted on every fetch: 4.2 ms
+# a page of 100 where one batch wrote 20,000, against 0.74 ms in rowid order.
 LIST_UNSEEN = (
     "SELECT notification_id, user_id, notification_data, creation_date, seen_date"
     " FROM notifications WHERE user_id = ? AND seen_date IS NULL"
@@ -59,12 +60,12 @@ RETURNING rev
 # Each user's unseen count is kept beside the rev, with the rev it is true at, so a
 # write costs the same with 10 unseen records or 1,000,000 (a COUNT(*) grows with the
 # backlog, 7 ms at 100,000 and 49 ms at 1,000,000, all of it holding the writer). A
-# writer that raises the rev without keeping the count (an earlier version sharing the
-# file; an application's own write, announced) leaves unseen_rev behind, and the count
-# is taken again. (Right-hand sides of SET read the row as it was: unseen_rev = rev
-# asks whether the count was true before this write.) A count that would go negative
-# was wrong already (records written or deleted behind PNS's back, unannounced): it is
-# taken again rather than kept below zero.
+# writer that raises the rev without keeping the count (another program on the file
+# that keeps only docs/protocol.md's pns_users (user_id, rev)) leaves unseen_rev
+# behind, and the count is taken again. (Right-hand sides of SET read the row as it
+# was: unseen_rev = rev asks whether the count was true before this write.) A count
+# that would go negative was wrong already (records written or deleted behind PNS's
+# back, unannounced): it is taken again rather than kept below zero.
 BUMP_REV_AND_COUNT = """
 INSERT INTO pns_users (user_id, rev, unseen, unseen_rev) VALUES (?1, 1, NULL, NULL)
 ON CONFLICT (user_id) DO UPDATE SET
@@ -79,6 +80,3 @@ UPDATE pns_users SET unseen = ({COUNT_UNSEEN.replace("?", "?1")}), unseen_rev = 
 WHERE user_id = ?1
 RETURNING unseen
 """
-
-# Added after the first release: files made before lack them (see ``_add_columns``).
-COUNT_COLUMNS = ("unseen", "unseen_rev")
