@@ -58,19 +58,13 @@ logger = logging.getLogger(__name__)
 
 Stored = dict[ObjectId, datetime]
 Revs = dict[str, tuple[int, int | None]]
-# What a standalone server answers a transaction with ("Transaction numbers are only
-# allowed on a replica set member or mongos").
-ILLEGAL_OPERATION = 20
-WRITE_CONFLICT = 112
-CONFLICT_RETRIES = 20  # transactions on one user at once: each retry backs off (random)
-CONFLICT_RETRY_DELAY = 0.005
 
 DEFAULT_DATABASE = "pns"
 NOTIFICATIONS = "notifications"
 USERS = "pns_users"
 KEYS = "pns_idempotency"
-# Earlier versions made (user_id, seen_date, creation_date): a prefix of this one, so it
-# serves nothing this one does not; it is left in place (an application may use it).
+# docs/protocol.md's index (user_id, seen_date, creation_date) is a prefix of this one,
+# so it serves nothing this one does not; one an application made is left in place.
 UNSEEN_INDEX = [("user_id", 1), ("seen_date", 1), ("creation_date", 1), ("_id", 1)]
 
 # Building the index on a large existing collection can outlast the per-call

@@ -6,8 +6,9 @@ sharded clusters) a write raises ``rev`` and moves ``unseen`` by what it changed
 the transaction of the write itself, so a create or a mark costs the same at any
 backlog and the count read with the rev is exact. Without transactions (a standalone
 server) a write only increments ``rev`` after it lands: ``unseen_rev`` falls behind
-and readers count again, which is always right, only slower. Any writer that does not
-keep the count (an application's own announce, an earlier PNS) works the same way.
+and readers count again, which is always right, only slower. Any writer that raises
+``rev`` without keeping the count (another program that keeps only docs/protocol.md's
+``pns_users`` (user_id, rev)) works the same way.
 """
 
 from __future__ import annotations
