@@ -27,8 +27,6 @@ try:
 except ImportError:  # pragma: no cover - orjson is a dependency; kept optional for odd platforms
     orjson = None  # type: ignore[assignment]
 
-FAST = orjson is not None
-
 # 19 digits in a row may be an integer orjson would read as a float; rare
 # enough (and then only slower) to send the whole text to the stdlib.
 _LONG_DIGITS = re.compile(r"\d{19}")
