@@ -124,7 +124,11 @@ def openapi_document() -> dict[str, Any]:
                         "in": "path",
                         "name": "user_id",
                         "required": True,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": schemas.MAX_USER_ID_LENGTH,
+                        },
                     }
                 ],
                 "responses": {

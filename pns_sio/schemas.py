@@ -18,7 +18,8 @@ from .store import JSONObject, Notification
 from .wire import FETCH_LIMIT_DEFAULT, FETCH_LIMIT_MAX
 
 MAX_USER_ID_LENGTH = 256
-MAX_ID_LENGTH = 64
+# Each id in an acknowledgement's ``received``.
+MAX_NOTIFICATION_ID_LENGTH = 64
 
 
 class StrictInteger(fields.Integer):
@@ -70,7 +71,7 @@ class AckReceived(Schema):
         unknown = RAISE
 
     received = fields.List(
-        fields.String(validate=validate.Length(max=MAX_ID_LENGTH)),
+        fields.String(validate=validate.Length(max=MAX_NOTIFICATION_ID_LENGTH)),
         required=True,
         validate=validate.Length(max=1000),
     )

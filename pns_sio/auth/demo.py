@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 
 from ..errors import Unauthorized
+from ..schemas import MAX_USER_ID_LENGTH
 from . import Authenticator, Handshake, Identity, user_id_of
 
-MAX_ID_LENGTH = 256
+MAX_DEVICE_ID_LENGTH = 256
 
 
 class DemoAuthenticator:
@@ -20,8 +21,9 @@ class DemoAuthenticator:
     The device is ``device_id`` when it is a non-empty string (up to 256
     characters), else a random id per connection. A handshake without
     ``user_id`` goes to ``fallback`` (whose errors propagate); without a
-    fallback, and for a ``user_id`` that is empty, too long or neither a
-    string nor an integer, ``authenticate`` raises ``Unauthorized``.
+    fallback, and for a ``user_id`` that is empty, longer than the HTTP API takes
+    (``MAX_USER_ID_LENGTH``) or neither a string nor an integer, ``authenticate``
+    raises ``Unauthorized``.
     """
 
     def __init__(self, fallback: Authenticator | None = None) -> None:
@@ -35,10 +37,10 @@ class DemoAuthenticator:
                 return await self._fallback.authenticate(handshake)
             raise Unauthorized()
         user_id = user_id_of(auth["user_id"])
-        if user_id is None or len(user_id) > MAX_ID_LENGTH:
+        if user_id is None or len(user_id) > MAX_USER_ID_LENGTH:
             raise Unauthorized()
         device = auth.get("device_id")
-        if isinstance(device, str) and 0 < len(device) <= MAX_ID_LENGTH:
+        if isinstance(device, str) and 0 < len(device) <= MAX_DEVICE_ID_LENGTH:
             device_id = device
         else:
             device_id = "demo:" + uuid.uuid4().hex
