@@ -1,9 +1,9 @@
 """Each store's listing reads only the page it returns, whatever the backlog.
 
 Records created together share one timestamp (a batch, a publisher's notify_many).
-SQLite used to order those ties by id, which its index does not hold, so it sorted
-every tied record for each page; MongoDB sorted every unseen record of the user, its
-index lacking the _id of the sort.
+A tie-break the index does not hold makes the database sort every tied record for
+each page: SQLite breaks ties by rowid, which ends every index entry, and MongoDB's
+index ends with the _id its sort breaks them by.
 """
 
 from __future__ import annotations
