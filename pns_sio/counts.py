@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from .errors import StoreUnavailable
 from .store import NotificationStore, UnseenCount
 from .tasks import TaskOwner
+from .wire import EV_COUNT, NAMESPACE, Emit, user_room
 
 logger = logging.getLogger(__name__)
 
 RETRY_MIN_DELAY = 0.1
 RETRY_MAX_DELAY = 2.0
-
-# emit(user_id, payload, everywhere): everywhere=False reaches this node's
-# connections only; True reaches the user's connections on every node.
-Emit = Callable[[str, dict[str, Any], bool], Awaitable[None]]
 
 
 def count_payload(unseen: UnseenCount) -> dict[str, int]:
@@ -89,7 +85,14 @@ class CountService:
 
     async def _send(self, user_id: str, unseen: UnseenCount, *, everywhere: bool) -> None:
         try:
-            await self._emit(user_id, count_payload(unseen), everywhere)
+            # ignore_queue: this node's connections only, not through Redis to every node's.
+            await self._emit(
+                EV_COUNT,
+                count_payload(unseen),
+                NAMESPACE,
+                room=user_room(user_id),
+                ignore_queue=not everywhere,
+            )
         except Exception:
             logger.exception("could not emit a count")
         else:

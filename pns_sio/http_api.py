@@ -14,20 +14,36 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from . import jsoncodec, schemas
-from .errors import InvalidRequest, StoreUnavailable
+from .errors import (
+    HTTP_ERROR,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    TOO_LARGE,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    PNSError,
+    RateLimited,
+    StoreUnavailable,
+    TooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    http_error,
+)
 from .limits import KeyedBuckets, client_address, parse_networks
-from .node import Node
+from .notifier import Notifier
 from .openapi import openapi_document
-from .store import JSONObject
+from .settings import Settings
+from .store import Claim, JSONObject
 
 logger = logging.getLogger(__name__)
 
-NODE = web.AppKey("node", Node)
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 
 Answer = tuple[int, dict[str, Any]]
@@ -35,24 +51,14 @@ AUTH_FAILURE_RATE = 1.0  # wrong API tokens a second per client address, after t
 AUTH_FAILURE_BURST = 10.0
 
 
-class ApiError(Exception):
-    """An HTTP error answer with the API's JSON body."""
+class IdempotencyKeys(Protocol):
+    """The part of the store the API's Idempotency-Key needs."""
 
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
+    async def claim_key(self, key: str, fingerprint: str) -> Claim: ...
 
+    async def complete_key(self, key: str, response: JSONObject) -> None: ...
 
-def json_error(
-    status: int, code: str, message: str, fields: dict[str, list[str]] | None = None
-) -> web.Response:
-    body: dict[str, Any] = {"error": {"code": code, "message": message}}
-    if fields:
-        body["error"]["fields"] = fields
-    return _json_response(body, status=status)
+    async def release_key(self, key: str) -> None: ...
 
 
 def _json_response(body: Any, *, status: int = 200) -> web.Response:
@@ -66,9 +72,11 @@ def _is_json(content_type: str) -> bool:
 
 
 class NotificationsAPI:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        settings = node.settings
+    """The notification endpoints: create, create a batch, resync a user."""
+
+    def __init__(self, notifier: Notifier, keys: IdempotencyKeys, settings: Settings) -> None:
+        self.notifier = notifier
+        self.keys = keys
         self.token = settings.api_token
         self.open = settings.demo
         self.max_body = settings.max_body_bytes
@@ -91,31 +99,21 @@ class NotificationsAPI:
         bucket = self.limits.bucket(key)
         if self.limits.rate > 0 and not bucket.take():
             retry = max(1, math.ceil(bucket.retry_after()))
-            raise ApiError(
-                429,
-                "rate_limited",
-                "too many requests: slow down",
-                {"Retry-After": str(retry)},
-            )
+            raise RateLimited("too many requests: slow down", retry_after=retry)
 
     def _check_identity(self, request: web.Request) -> None:
         if self.open:
             return
         if self.token is None:
-            raise ApiError(
-                404, "not_found", "the HTTP API is off on this node: set PNS_API_TOKEN to enable it"
-            )
+            raise NotFound("the HTTP API is off on this node: set PNS_API_TOKEN to enable it")
         address = client_address(
             request.remote, request.headers.get("X-Forwarded-For"), self.trusted_proxies
         )
         failures = self.failures.bucket(address)
         if not failures.available():
-            retry = str(max(1, math.ceil(failures.retry_after())))
-            raise ApiError(
-                429,
-                "rate_limited",
-                "too many wrong API tokens from this address: slow down",
-                {"Retry-After": retry},
+            retry = max(1, math.ceil(failures.retry_after()))
+            raise RateLimited(
+                "too many wrong API tokens from this address: slow down", retry_after=retry
             )
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
@@ -124,15 +122,11 @@ class NotificationsAPI:
             presented.strip().encode(), self.token.encode()
         ):
             failures.take()
-            raise ApiError(401, "unauthorized", "missing or wrong API token")
+            raise Unauthorized("missing or wrong API token")
 
     async def _read_json(self, request: web.Request) -> Any:
         if not _is_json(request.content_type):
-            raise ApiError(
-                415,
-                "unsupported_media_type",
-                "expected a JSON body (Content-Type: application/json)",
-            )
+            raise UnsupportedMediaType("expected a JSON body (Content-Type: application/json)")
         if request.content_length is not None and request.content_length > self.max_body:
             raise _too_large(self.max_body)
         try:
@@ -172,29 +166,25 @@ class NotificationsAPI:
             )
         scoped = f"{request.path}:{key}"
         fingerprint = body_fingerprint(body)
-        claim = await self.node.store.claim_key(scoped, fingerprint)
+        claim = await self.keys.claim_key(scoped, fingerprint)
         if claim.state == "done" and claim.response is not None:
             response = _json_response(claim.response["body"], status=claim.response["status"])
             response.headers["Idempotent-Replayed"] = "true"
             return response
         if claim.state == "mismatch":
-            raise ApiError(
-                422, "idempotency_key_reused", "this Idempotency-Key was used with another body"
-            )
+            raise IdempotencyKeyReused("this Idempotency-Key was used with another body")
         if claim.state == "pending":
-            raise ApiError(
-                409, "idempotency_key_in_progress", "a request with this Idempotency-Key is running"
-            )
+            raise IdempotencyKeyInProgress("a request with this Idempotency-Key is running")
         try:
             status, answer = await run(derived_ids(scoped, fingerprint, count))
         except BaseException:
             try:
-                await self.node.store.release_key(scoped)
+                await self.keys.release_key(scoped)
             except StoreUnavailable:
                 logger.warning("could not release an idempotency key after a failure")
             raise
         try:
-            await self.node.store.complete_key(scoped, {"status": status, "body": answer})
+            await self.keys.complete_key(scoped, {"status": status, "body": answer})
         except StoreUnavailable:
             # Created; a retry within a few minutes gets 409, later it writes the same ids
             # (nothing twice) and answers then.
@@ -208,7 +198,7 @@ class NotificationsAPI:
         data = self._data(item["data"], "data")
 
         async def run(ids: list[str] | None) -> Answer:
-            [created] = await self.node.notifier.create_many([(item["user_id"], data)], ids=ids)
+            [created] = await self.notifier.create_many([(item["user_id"], data)], ids=ids)
             return 201, {"id": created.id, "created_at": schemas.iso_utc(created.created_at)}
 
         return await self._idempotent(request, body, 1, run)
@@ -224,7 +214,7 @@ class NotificationsAPI:
         ]
 
         async def run(ids: list[str] | None) -> Answer:
-            created = await self.node.notifier.create_many(items, ids=ids)
+            created = await self.notifier.create_many(items, ids=ids)
             return 201, {"ids": [c.id for c in created]}
 
         return await self._idempotent(request, body, len(items), run)
@@ -232,7 +222,7 @@ class NotificationsAPI:
     async def resync(self, request: web.Request) -> web.Response:
         self._authorize(request)
         user_id = schemas.user_id(request.match_info["user_id"])
-        rev = await self.node.notifier.announce(user_id, None)
+        rev = await self.notifier.announce(user_id, None)
         return _json_response({"user_id": user_id, "rev": rev})
 
 
@@ -251,54 +241,49 @@ def derived_ids(scoped_key: str, fingerprint: str, count: int) -> list[str]:
     ]
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"request body over {limit} bytes")
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"request body over {limit} bytes")
 
 
-@web.middleware
-async def api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn PNS errors into the API's JSON errors; only /api/ paths."""
-    if not request.path.startswith("/api/"):
-        return await handler(request)  # type: ignore[no-any-return]
-    try:
-        response: web.StreamResponse = await handler(request)
-    except InvalidRequest as exc:
-        response = json_error(400, exc.code, exc.message, exc.fields or None)
-    except ApiError as exc:
-        response = json_error(exc.status, exc.code, exc.message)
-        response.headers.update(exc.headers)
-    except StoreUnavailable as exc:
-        response = json_error(503, exc.code, exc.message)
-    except web.HTTPException as exc:  # aiohttp's own: unknown route, wrong method, ...
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-        response = json_error(exc.status, code.get(exc.status, "http_error"), exc.reason)
-        if "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-    except Exception:
-        logger.exception("unexpected error in %s %s", request.method, request.path)
-        response = json_error(500, "internal", "internal error")
-    request.app[NODE].metrics.http_requests.labels(str(response.status)).inc()
+# aiohttp's own errors (unknown route, wrong method, body over the bound), in PNS's codes.
+_AIOHTTP_CODES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: TOO_LARGE}
+
+
+def _error_response(exc: BaseException) -> web.Response:
+    status, body, headers = http_error(exc)
+    response = _json_response(body, status=status)
+    response.headers.update(headers)
     return response
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return _json_response({"status": "ok"})
+def api_errors(on_status: Callable[[int], None]) -> Any:
+    """Middleware: PNS errors become the API's JSON errors (``/api/`` paths only);
+    ``on_status`` hears the status of every API answer."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith("/api/"):
+            return await handler(request)  # type: ignore[no-any-return]
+        try:
+            response: web.StreamResponse = await handler(request)
+        except PNSError as exc:
+            response = _error_response(exc)
+        except web.HTTPException as exc:
+            code = _AIOHTTP_CODES.get(exc.status, HTTP_ERROR)
+            body = {"error": {"code": code, "message": exc.reason}}
+            response = _json_response(body, status=exc.status)
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+        except Exception:
+            logger.exception("unexpected error in %s %s", request.method, request.path)
+            response = _error_response(PNSError())
+        on_status(response.status)
+        return response
+
+    return middleware
 
 
-async def readyz(request: web.Request) -> web.Response:
-    ready, body = await request.app[NODE].readiness()
-    return _json_response(body, status=200 if ready else 503)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(
-        body=request.app[NODE].metrics.render(),
-        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
-    )
-
-
-def add_routes(app: web.Application, node: Node) -> None:
-    api = NotificationsAPI(node)
+def add_routes(app: web.Application, api: NotificationsAPI) -> None:
     document = openapi_document()
 
     async def openapi(request: web.Request) -> web.Response:
@@ -308,6 +293,3 @@ def add_routes(app: web.Application, node: Node) -> None:
     app.router.add_post("/api/v1/notifications/batch", api.create_batch)
     app.router.add_post("/api/v1/users/{user_id}/resync", api.resync)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)

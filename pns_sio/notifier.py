@@ -11,15 +11,11 @@ the counts of what it lost once Redis answers); a publisher's raises
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 from .errors import NotAnnounced
 from .store import Created, JSONObject, NotificationStore
-from .wire import EV_SIGNAL, NAMESPACE, signal_payload, user_room
-
-# emit(event, data, room=..., namespace=...): AsyncServer.emit or a manager's emit.
-Emit = Callable[..., Awaitable[Any]]
+from .wire import EV_SIGNAL, NAMESPACE, Emit, signal_payload, user_room
 
 
 def _ignore(created: int) -> None:
@@ -79,4 +75,4 @@ class Notifier:
         rev: int | None = None,
     ) -> None:
         payload = signal_payload(user_id, notification_id, count, rev)
-        await self._emit(EV_SIGNAL, payload, room=user_room(user_id), namespace=NAMESPACE)
+        await self._emit(EV_SIGNAL, payload, NAMESPACE, room=user_room(user_id))

@@ -27,12 +27,11 @@ from collections.abc import Coroutine, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
-import socketio
-
 from . import schemas
-from .errors import NotAnnounced, SettingsError
+from .errors import SettingsError
 from .notifier import Notifier
 from .settings import publisher_options
+from .sio.publish import SignalManager
 from .store import JSONObject, open_store
 from .store.guarded import GuardedStore
 
@@ -40,38 +39,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 GUARD_MARGIN_SECONDS = 1.0
-
-
-PUBLISH_TRIES = 3
-PUBLISH_RETRY_DELAY = 0.2  # seconds, doubled after each failed try
-
-
-class _SignalManager(socketio.AsyncRedisManager):
-    """python-socketio's write-only manager, except that a publish that fails every try
-    raises (``NotAnnounced``) instead of logging and returning as if it had gone out.
-
-    ``_publish`` is ``AsyncPubSubManager``'s extension point for the transport; the
-    connection handling (``connected``, ``_redis_connect``, ``redis``) is
-    ``AsyncRedisManager``'s own.
-    """
-
-    connected: bool  # set by AsyncRedisManager
-
-    async def _publish(self, data: Any) -> Any:
-        message = self.json.dumps(data)
-        delay = PUBLISH_RETRY_DELAY
-        for attempt in range(1, PUBLISH_TRIES + 1):
-            try:
-                if not self.connected:
-                    self._redis_connect()
-                return await self.redis.publish(self.channel, message)
-            except Exception as exc:  # redis-py's errors, and timeouts
-                self.connected = False
-                if attempt == PUBLISH_TRIES:
-                    raise NotAnnounced([], f"redis: {type(exc).__name__}") from exc
-                await asyncio.sleep(delay)
-                delay *= 2
-        return None
 
 
 class Publisher:
@@ -100,12 +67,7 @@ class Publisher:
         self.store_url = store_url
         self.max_notification_bytes = max_notification_bytes
         self._store_timeout = store_timeout
-        self._manager = _SignalManager(
-            redis_url,
-            channel=redis_channel,
-            write_only=True,
-            redis_options={"socket_connect_timeout": 2.0, "socket_timeout": 2.0},
-        )
+        self._manager = SignalManager(redis_url, channel=redis_channel)
         self._store: GuardedStore | None = None
         self._opening: asyncio.Lock | None = None
 
@@ -170,11 +132,7 @@ class Publisher:
         store, self._store = self._store, None
         if store is not None:
             await store.close()
-        redis = getattr(self._manager, "redis", None)
-        if redis is not None:
-            self._manager.redis = None
-            self._manager.connected = False
-            await redis.aclose()
+        await self._manager.aclose()
 
     async def __aenter__(self) -> Publisher:
         return self

@@ -10,19 +10,21 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import socketio
 from socketio.exceptions import ConnectionRefusedError as RefuseConnection
 
 from . import schemas
 from .auth import Authenticator, Handshake, Identity
-from .broker import LocalBroker, RedisBroker
 from .counts import CountService
 from .delivery import ClientGone, Delivery
 from .errors import (
+    INTERNAL,
+    RATE_LIMITED,
+    TOKEN_EXPIRED,
+    UNAUTHORIZED,
+    UNAVAILABLE,
     AckTimeout,
     AuthUnavailable,
     InvalidRequest,
@@ -34,11 +36,13 @@ from .errors import (
 )
 from .limits import KeyedBuckets, TokenBucket, client_address, parse_networks
 from .metrics import Metrics
-from .packets import ClientEventName, ClientPacket, PacketRefused
 from .quiet_log import QuietLog
 from .settings import Settings
+from .signals import Signals
+from .sio.packets import ClientEventName
+from .sio.server import NodeHooks, Server
 from .tasks import TaskOwner
-from .wire import EV_BATCH, EV_COUNT, EV_DISCONNECT, EV_FETCH, NAMESPACE, user_room
+from .wire import EV_BATCH, EV_DISCONNECT, EV_FETCH, NAMESPACE, user_room
 
 logger = logging.getLogger(__name__)
 
@@ -66,44 +70,6 @@ class Connection:
         return self.identity.user_id
 
 
-class Server(socketio.AsyncServer):
-    """python-socketio's server, hardened where a client's packets reach it.
-
-    Packets are decoded by ``ClientPacket`` (reserved names, shapes, depth and
-    attachments; see ``packets.py``). What still fails to decode or dispatch (garbage
-    that is no Socket.IO packet at all) is dropped here and reported to
-    ``on_malformed``; a ``PacketRefused`` closes the connection. ``on_session`` hears
-    of every Engine.IO session as it opens, before it joins the namespace.
-    """
-
-    def __init__(
-        self,
-        *,
-        on_malformed: Callable[[str, bool], None],
-        on_session: Callable[[str, dict[str, Any]], None],
-        **options: Any,
-    ) -> None:
-        super().__init__(serializer=ClientPacket, **options)
-        self._on_malformed = on_malformed
-        self._on_session = on_session
-
-    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
-        result = await super()._handle_eio_connect(eio_sid, environ)
-        self._on_session(eio_sid, environ)
-        return result
-
-    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
-        try:
-            await super()._handle_eio_message(eio_sid, data)
-        except PacketRefused as exc:
-            self._binary_packet.pop(eio_sid, None)
-            self._on_malformed(str(exc), True)
-            await self.eio.disconnect(eio_sid)
-        except Exception as exc:  # a packet python-socketio cannot read: drop it
-            self._binary_packet.pop(eio_sid, None)
-            self._on_malformed(f"{type(exc).__name__}: {str(exc)[:100]}", False)
-
-
 def handshake_from_environ(environ: dict[str, Any], auth: Any) -> Handshake:
     headers = {
         key[5:].lower().replace("_", "-"): value
@@ -128,10 +94,17 @@ class Realtime:
         metrics: Metrics,
         settings: Settings,
         tasks: TaskOwner,
+        signals: Signals,
     ) -> None:
-        self.sio = Server(
-            on_malformed=self._malformed, on_session=self.on_session, **server_options
+        hooks = NodeHooks(
+            on_connected=self.on_connected,
+            on_signal=signals.on_signal,
+            on_resync=signals.resync,
+            on_publish_lost=signals.on_publish_lost,
+            on_malformed=self._malformed,
+            on_session=self.on_session,
         )
+        self.sio = Server(hooks=hooks, **server_options)
         sio = self.sio
         self.authenticator = authenticator
         self.delivery = delivery
@@ -154,9 +127,6 @@ class Realtime:
         sio.on("disconnect", self.on_disconnect)
         sio.on(EV_FETCH, self.on_fetch)
         sio.on("*", self.on_unknown_event)
-        manager = sio.manager
-        if isinstance(manager, LocalBroker | RedisBroker):
-            manager.on_connected = self.on_connected
 
     # -- connection lifecycle ------------------------------------------------
 
@@ -192,26 +162,26 @@ class Realtime:
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         if not self.accepting:
             self.metrics.connects.labels("stopping").inc()
-            raise RefuseConnection("unavailable", {"code": "unavailable"})
+            raise RefuseConnection(UNAVAILABLE, {"code": UNAVAILABLE})
         # Before authenticating: a storm of bad handshakes costs no auth work. The
         # Engine.IO session took its address's token when it opened (on_session).
         if not environ.get(HANDSHAKE_VERDICT):
             self.metrics.connects.labels("rate_limited").inc()
-            raise RefuseConnection("rate_limited", {"code": "rate_limited"})
+            raise RefuseConnection(RATE_LIMITED, {"code": RATE_LIMITED})
         handshake = handshake_from_environ(environ, auth)
         try:
             identity = await self.authenticator.authenticate(handshake)
         except Unauthorized:
             self.metrics.connects.labels("unauthorized").inc()
             # PROTOCOL: the same answer for every failure; nothing leaks.
-            raise RefuseConnection("unauthorized", {"code": "unauthorized"}) from None
+            raise RefuseConnection(UNAUTHORIZED, {"code": UNAUTHORIZED}) from None
         except AuthUnavailable:
             self.metrics.connects.labels("auth_unavailable").inc()
-            raise RefuseConnection("unavailable", {"code": "unavailable"}) from None
+            raise RefuseConnection(UNAVAILABLE, {"code": UNAVAILABLE}) from None
         limit = self.settings.max_connections_per_user
         if limit and self.per_user[identity.user_id] >= limit:
             self.metrics.connects.labels("rate_limited").inc()
-            raise RefuseConnection("rate_limited", {"code": "rate_limited"})
+            raise RefuseConnection(RATE_LIMITED, {"code": RATE_LIMITED})
         self.per_user[identity.user_id] += 1
         timer = environ.pop(JOIN_TIMER, None)
         if timer is not None:
@@ -242,7 +212,7 @@ class Realtime:
     def _expire(self, sid: str) -> None:
         if sid in self.connections:
             self.metrics.closed.labels("token_expired").inc()
-            self.tasks.spawn(self.close_connection(sid, "token_expired", reconnect=True))
+            self.tasks.spawn(self.close_connection(sid, TOKEN_EXPIRED, reconnect=True))
 
     async def close_connection(self, sid: str, code: str, *, reconnect: bool) -> None:
         """PROTOCOL: tell the client why (pns:disconnect), then close its connection."""
@@ -294,7 +264,7 @@ class Realtime:
             self.metrics.fetches.labels("client_gone").inc()
             return None
         except Exception as exc:
-            outcome = exc.code if isinstance(exc, PNSError) else "internal"
+            outcome = exc.code if isinstance(exc, PNSError) else INTERNAL
             self.metrics.fetches.labels(outcome).inc()
             return error_payload(exc)
         self.metrics.fetches.labels("ok").inc()
@@ -325,18 +295,8 @@ class Realtime:
             conn.pending_ack = None
             if not future.done():
                 future.cancel()
-            self._forget_callback(conn.sid, on_ack)
-
-    def _forget_callback(self, sid: str, callback: Any) -> None:
-        # python-socketio keeps an unanswered callback until the client
-        # disconnects; drop ours so a client that never acks leaks nothing,
-        # and a late ack finds nothing to call (it marks nothing).
-        pending = self.sio.manager.callbacks.get(sid)
-        if not pending:
-            return
-        for key, value in list(pending.items()):
-            if value is callback:
-                del pending[key]
+            # A late ack finds nothing to call: it marks nothing.
+            self.sio.forget_callback(conn.sid, on_ack)
 
     async def on_unknown_event(self, event: Any, sid: str, *args: Any) -> dict[str, Any] | None:
         conn = self.connections.get(sid)
@@ -361,14 +321,8 @@ class Realtime:
         if conn.refused_in_a_row == FLOOD_DISCONNECT:
             logger.info("closing a connection that keeps flooding: %s", conn.sid)
             self.metrics.closed.labels("rate_limited").inc()
-            self.tasks.spawn(self.close_connection(conn.sid, "rate_limited", reconnect=False))
+            self.tasks.spawn(self.close_connection(conn.sid, RATE_LIMITED, reconnect=False))
         raise RateLimited("too many events: slow down")
-
-    # -- counts ------------------------------------------------------------------
-
-    async def emit_count(self, user_id: str, payload: dict[str, Any], everywhere: bool) -> None:
-        """Emit a count to the user's room: this node's connections, or every node's."""
-        await self.sio.emit(EV_COUNT, payload, room=user_room(user_id), ignore_queue=not everywhere)
 
     async def drain(self, grace: float) -> None:
         """Refuse new connections and fetches; let fetches in flight finish (bounded by

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
 NAMESPACE = "/"
 USER_ROOM_PREFIX = "user:"
 
@@ -17,6 +20,22 @@ EV_FETCH = "get-new-notifications"
 EV_SIGNAL = "pns:notification"
 # node -> nodes: messages were lost for too many users to list; resync every count
 EV_RESYNC = "pns:resync"
+
+
+class Emit(Protocol):
+    """A python-socketio manager's ``emit`` (a node's own, or an application's
+    write-only one): the one way PNS sends an event to a room."""
+
+    def __call__(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        *,
+        room: str | None = None,
+        ignore_queue: bool = False,
+    ) -> Awaitable[Any]: ...
+
 
 FETCH_LIMIT_DEFAULT = 50
 FETCH_LIMIT_MAX = 100

@@ -9,7 +9,7 @@ import time
 import jwt
 import pytest
 
-from pns_sio.transport import waiting_frames
+from pns_sio.sio.websocket import waiting_frames
 from pns_sio.wire import EV_DISCONNECT, user_room
 
 from .conftest import API_TOKEN, notify

@@ -363,7 +363,7 @@ async def test_retention_deletes_old_seen_notifications_only(start_node, sqlite_
             "UPDATE notifications SET creation_date = ? WHERE notification_id = ?",
             (long_ago, old_unseen),
         )
-    assert await node.node.purge_expired() == 1
+    assert await node.node.retention.purge_expired() == 1
     assert await store.get(old_seen) is None
     assert await store.get(old_unseen) is not None
     assert await store.get(new_seen) is not None

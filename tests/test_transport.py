@@ -1,4 +1,4 @@
-"""The Engine.IO loop under each WebSocket (pns_sio/transport.py): pings, upgrades from
+"""The Engine.IO loop under each WebSocket (pns_sio/sio/websocket.py): pings, upgrades from
 long-polling, no task per connection beyond aiohttp's, and a client that reads nothing."""
 
 from __future__ import annotations

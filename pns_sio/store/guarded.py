@@ -22,6 +22,7 @@ from . import (
     NotificationStore,
     UnseenCount,
 )
+from .unopened import UnopenedStore
 
 T = TypeVar("T")
 
@@ -39,14 +40,28 @@ class GuardedStore:
 
     def __init__(
         self,
-        inner: NotificationStore,
+        inner: NotificationStore | None = None,
         *,
         timeout: float,
         report: Callable[[str, bool, float], None] = _ignore,
+        opener: Callable[[], Awaitable[NotificationStore]] | None = None,
     ) -> None:
-        self.inner = inner
+        """Wraps ``inner``, or the store ``opener`` opens at ``open()``: until then every
+        call answers ``StoreUnavailable`` (a node's routes exist before its store is open)."""
+        self.inner: NotificationStore = inner if inner is not None else UnopenedStore()
         self.timeout = timeout
         self.report = report
+        self._opener = opener
+
+    async def open(self) -> None:
+        """Open the store with the ``opener`` given at construction; once."""
+        if self._opener is not None and isinstance(self.inner, UnopenedStore):
+            self.inner = await self._opener()
+
+    @property
+    def expires_itself(self) -> bool:
+        """True when the backend deletes seen notifications itself (MongoDB's TTL index)."""
+        return bool(getattr(self.inner, "EXPIRES_ITSELF", False))
 
     async def _call(self, op: str, call: Awaitable[T], timeout: float | None = None) -> T:
         started = time.perf_counter()

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from pns_sio.app import create_app
-from pns_sio.http_api import NODE
+from pns_sio.app import NODE
 from pns_sio.node import Node
 from pns_sio.settings import Settings
 

@@ -20,7 +20,7 @@ import socket
 import struct
 from typing import Any
 
-from pns_sio.transport import PNSWebSocket
+from pns_sio.sio.websocket import PNSWebSocket
 
 RECEIVE_BUFFER = 4096
 HANDSHAKE_TIMEOUT = 10.0

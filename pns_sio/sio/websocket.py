@@ -34,7 +34,7 @@ from aiohttp.web import WebSocketResponse
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
-from .quiet_log import QuietLog
+from ..quiet_log import QuietLog
 
 logger = logging.getLogger(__name__)
 _quiet = QuietLog(logger)

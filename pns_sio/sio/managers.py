@@ -1,19 +1,30 @@
 """Client managers: how a node hears of new notifications and reaches other nodes.
 
-Two python-socketio managers share one set of hooks:
-
 - ``LocalBroker`` (embedded mode): python-socketio's in-process manager.
-- ``RedisBroker`` (many nodes): ``AsyncRedisManager``, reworked where its
-  defaults hurt PNS: it re-subscribes within seconds (not after a back-off
-  growing to 60 s), tells the node when it has re-subscribed so the node
-  resyncs its users' counts (Redis pub/sub keeps nothing published while a
-  subscriber was away), bounds how long a publish may take, and owns and
-  closes its Redis connections.
+- ``RedisBroker`` (many nodes): python-socketio's ``AsyncRedisManager``, so
+  applications that emit through their own write-only manager reach PNS's devices.
 
-Both take the event ``pns:notification`` (the application's signal) out of
-the emit path: it never reaches a client; it is handed to ``on_signal``, which
-only schedules work, because the pub/sub listener handles messages one at a
+Both take the event ``pns:notification`` (the application's signal) out of the
+emit path: it never reaches a client; it goes to the server's ``on_signal`` hook,
+which only schedules work, because the pub/sub listener handles messages one at a
 time and store work inside it would stall all cross-node traffic.
+
+``RedisBroker`` is built on ``AsyncPubSubManager``'s extension points where they
+reach: ``_publish`` (one queue and one pipelined connection for every publish,
+bounded in time, lost messages remembered so their users' counts go out again)
+and ``_listen`` (PNS reads each message itself: what is not JSON or nests too deep
+is dropped and counted, not silently lost in the library). Three parts cannot be
+done through them, and override ``AsyncRedisManager``/``AsyncPubSubManager``
+internals instead (listed in ``internals.py``, checked by
+tests/test_library_internals.py):
+
+- ``_redis_listen_with_retries``: the library re-subscribes after a back-off
+  growing to 60 s and says nothing when it is back; PNS re-subscribes within
+  seconds and then resyncs its users' counts (pub/sub keeps nothing published
+  while a subscriber was away);
+- ``_handle_emit``: the only place a message from another node can be taken out
+  of the emit path (signals, resync requests);
+- ``thread``: the listener task the library starts, cancelled at ``close``.
 """
 
 from __future__ import annotations
@@ -29,10 +40,12 @@ import socketio
 from redis import asyncio as aioredis
 from socketio.redis_manager import parse_redis_sentinel_url
 
-from . import jsoncodec
-from .quiet_log import QuietLog
-from .store import UnseenCount
-from .wire import EV_RESYNC, EV_SIGNAL, NAMESPACE, USER_ROOM_PREFIX
+from .. import jsoncodec
+from ..quiet_log import QuietLog
+from ..store import UnseenCount
+from ..wire import EV_RESYNC, EV_SIGNAL, USER_ROOM_PREFIX
+from .rooms import RoomIndex
+from .server import NodeHooks
 
 logger = logging.getLogger(__name__)
 _quiet = QuietLog(logger)
@@ -46,20 +59,8 @@ LOST_PROBE_INTERVAL = 1.0  # seconds between probes of Redis while messages were
 PROBE_SUFFIX = ":pns-probe"  # the probe publishes to a channel nobody listens to
 
 
-def _noop_signal(user_id: str, notification_id: str | None, unseen: UnseenCount | None) -> None:
-    """Placeholder until the node wires its count service in."""
-
-
 def _noop() -> None:
-    """Placeholder hook."""
-
-
-def _noop_sid(sid: str) -> None:
-    """Placeholder hook."""
-
-
-def _noop_lost(users: set[str] | None) -> None:
-    """Default: nobody to tell."""
+    """Default report hook."""
 
 
 def _user_of(data: Any) -> str | None:
@@ -74,55 +75,24 @@ def _is_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-class _Hooks:
-    """What both managers call back into; the node replaces the no-ops at start."""
+class _Broker(RoomIndex):
+    """What both managers share: the room index, the hooks, the subscription state."""
 
-    on_signal: Callable[[str, str | None, UnseenCount | None], None] = staticmethod(_noop_signal)
-    on_resubscribed: Callable[[], None] = staticmethod(_noop)
-    on_connected: Callable[[str], None] = staticmethod(_noop_sid)
-
-    rooms: dict[str, Any]
+    server: Any  # python-socketio's: the Server whose manager this is (set_server)
     # Set while subscribed / while not; tests and readiness wait on them.
     up: asyncio.Event
     down: asyncio.Event
 
-    def _init_hooks(self, subscribed: bool) -> None:
+    def _init_state(self, subscribed: bool) -> None:
         self.up = asyncio.Event()
         self.down = asyncio.Event()
         (self.up if subscribed else self.down).set()
-        self._sid_rooms: dict[tuple[str, str], set[Any]] = {}
+        self._init_index()
 
-    # python-socketio finds a leaving client's rooms by scanning every room of
-    # the namespace: one per connection and one per user here, so a mass
-    # disconnect (a node's clients dropping together) costs O(n^2) and froze a
-    # node with 19,000 clients for minutes. An index of each client's rooms
-    # makes every disconnect O(its own rooms).
-
-    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
-        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)  # type: ignore[misc]
-        self._sid_rooms.setdefault((namespace, sid), set()).add(room)
-
-    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
-        super().basic_leave_room(sid, namespace, room)  # type: ignore[misc]
-        rooms = self._sid_rooms.get((namespace, sid))
-        if rooms is not None:
-            rooms.discard(room)
-
-    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
-        # python-socketio's own basic_disconnect, with the index instead of the scan.
-        rooms = self._sid_rooms.pop((namespace, sid), set())
-        if namespace not in self.rooms:
-            return
-        for room in rooms:
-            super().basic_leave_room(sid, namespace, room)  # type: ignore[misc]
-        callbacks: dict[str, Any] = self.callbacks  # type: ignore[attr-defined]
-        callbacks.pop(sid, None)
-        for pending in (self.pending_connect, self.pending_disconnect):  # type: ignore[attr-defined]
-            waiting = pending.get(namespace)
-            if waiting is not None and sid in waiting:
-                waiting.remove(sid)
-                if not waiting:
-                    del pending[namespace]
+    @property
+    def hooks(self) -> NodeHooks:
+        hooks: NodeHooks = self.server.hooks
+        return hooks
 
     def _mark(self, subscribed: bool) -> None:
         if subscribed:
@@ -131,19 +101,6 @@ class _Hooks:
         else:
             self.up.clear()
             self.down.set()
-
-    def users_here(self) -> list[str]:
-        """Ids of the users with at least one connection on this node."""
-        rooms = self.rooms.get(NAMESPACE, {})
-        return [
-            room[len(USER_ROOM_PREFIX) :]
-            for room, members in rooms.items()
-            if isinstance(room, str) and room.startswith(USER_ROOM_PREFIX) and members
-        ]
-
-    def has_user(self, user_id: str) -> bool:
-        members = self.rooms.get(NAMESPACE, {}).get(USER_ROOM_PREFIX + user_id)
-        return bool(members)
 
     def _take_signal(self, data: Any) -> None:
         # The payload comes from any process that can publish to the channel:
@@ -163,7 +120,7 @@ class _Hooks:
         unseen = None
         if _is_count(count) and _is_count(rev):
             unseen = UnseenCount(count=count, rev=rev)
-        self.on_signal(
+        self.hooks.on_signal(
             user_id, notification_id if isinstance(notification_id, str) else None, unseen
         )
 
@@ -174,12 +131,12 @@ class _Hooks:
         """Release what the manager holds; idempotent."""
 
 
-class LocalBroker(_Hooks, socketio.AsyncManager):
+class LocalBroker(_Broker, socketio.AsyncManager):
     """The in-process manager of embedded mode (a single node)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._init_hooks(subscribed=True)
+        self._init_state(subscribed=True)
 
     async def emit(self, event: str, data: Any, namespace: str | None = None, **kwargs: Any) -> Any:
         if event == EV_SIGNAL:
@@ -189,11 +146,11 @@ class LocalBroker(_Hooks, socketio.AsyncManager):
 
     async def connect(self, sid: str, namespace: str) -> Any:
         result = await super().connect(sid, namespace)
-        self.on_connected(sid)
+        self.hooks.on_connected(sid)
         return result
 
 
-class RedisBroker(_Hooks, socketio.AsyncRedisManager):
+class RedisBroker(_Broker, socketio.AsyncRedisManager):
     """``AsyncRedisManager`` with fast re-subscription, a resync hook and bounded publishes."""
 
     def __init__(
@@ -202,16 +159,12 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
         *,
         channel: str = "socketio",
         publish_timeout: float = 2.0,
-        on_publish_lost: Callable[[set[str] | None], None] = _noop_lost,
         on_dropped: Callable[[], None] = _noop,
     ) -> None:
-        """``on_publish_lost(users)`` runs once Redis takes messages again after some
-        could not be published: ``users`` are those whose room a lost message was
-        for (None: too many to list, or messages for no user room)."""
+        """``on_dropped`` counts messages from Redis that could not be read."""
         super().__init__(url, channel=channel, json=jsoncodec)
-        self._init_hooks(subscribed=False)
+        self._init_state(subscribed=False)
         self.publish_timeout = publish_timeout
-        self._on_publish_lost = on_publish_lost
         self._on_dropped = on_dropped
         self._lost: set[str] | None = set()
         self._losing = False
@@ -289,7 +242,7 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
             "redis takes messages again; re-publishing the counts of %s",
             "every user" if lost is None else f"{len(lost)} users",
         )
-        self._on_publish_lost(lost)
+        self.hooks.on_publish_lost(lost)
 
     async def _send_loop(self) -> None:
         assert self._outbox is not None
@@ -364,7 +317,7 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
                     first = False
                 else:
                     logger.warning("re-subscribed to redis; resyncing counts")
-                    self.on_resubscribed()
+                    self.hooks.on_resync()
                 async for message in self._sub.listen():
                     yield message
                 raise ConnectionError("redis subscription ended")
@@ -426,13 +379,13 @@ class RedisBroker(_Hooks, socketio.AsyncRedisManager):
             return
         if message.get("event") == EV_RESYNC:
             # A node lost messages for too many users to list: every node resyncs.
-            self.on_resubscribed()
+            self.hooks.on_resync()
             return
         await super()._handle_emit(message)
 
     async def connect(self, sid: str, namespace: str) -> Any:
         result = await super().connect(sid, namespace)
-        self.on_connected(sid)
+        self.hooks.on_connected(sid)
         return result
 
     def broker_status(self) -> str:

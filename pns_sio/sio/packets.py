@@ -22,8 +22,8 @@ from typing import Any
 
 from socketio import packet as sio_packet
 
-from .jsoncodec import MalformedJSON
-from .wire import EV_BATCH, EV_COUNT, EV_DISCONNECT, EV_RESYNC, EV_SIGNAL
+from ..jsoncodec import MalformedJSON
+from ..wire import EV_BATCH, EV_COUNT, EV_DISCONNECT, EV_RESYNC, EV_SIGNAL
 
 # Socket.IO's own event names, the catch-all's key, and the names PNS emits itself.
 RESERVED_EVENTS = frozenset(
