@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,18 +23,17 @@ import time
 from pathlib import Path
 
 import aiohttp
+
+# The harness puts the repository root on sys.path for tests.support (the tests' helpers).
+import harness  # noqa: F401
 import socketio
 
 from pns_sio import Publisher, SyncPublisher
+from tests.support.ports import free_port
+from tests.support.redis import RedisProcess
 
 BIN = Path(sys.executable).parent
 TOKEN = "bench-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_http(url: str, deadline: float) -> None:
@@ -53,25 +51,13 @@ async def wait_http(url: str, deadline: float) -> None:
 
 async def main(n: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pns-bench-"))
-    redis_port, node_port = free_port(), free_port()
-    redis = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    node_port = free_port()
+    redis = RedisProcess(tmp)
+    redis.start()
     env = {
         **os.environ,
         "PNS_STORE_URL": f"sqlite:///{tmp / 'pns.db'}",
-        "PNS_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "PNS_REDIS_URL": redis.url,
         "PNS_API_TOKEN": TOKEN,
         "PNS_PORT": str(node_port),
         "PNS_LOG_LEVEL": "WARNING",
@@ -165,8 +151,7 @@ async def main(n: int) -> None:
     finally:
         node.send_signal(signal.SIGTERM)
         node.wait(timeout=30)
-        redis.kill()
-        redis.wait(timeout=10)
+        redis.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{'way':34} {'n':>6} {'ms per notification (until the device saw it)':>48}")
     for name, count, seconds in results:

@@ -43,7 +43,7 @@ async def session(
 
 
 def show_py_spy(summary: dict[str, Any], top: int = 40) -> None:
-    """Print a py-spy summary (bench/run.py's summarize_py_spy): threads, then the event
+    """Print a py-spy summary (bench/harness/pyspy.py's summarize_py_spy): threads, then the event
     loop's time by function, inclusive."""
     print("py-spy samples", summary.get("samples"), summary.get("threads_pct"))
     for row in summary.get("main_inclusive_pct", [])[:top]:
