@@ -33,7 +33,7 @@ from tests.support.ports import free_port
 from tests.support.redis import RedisProcess
 
 BIN = Path(sys.executable).parent
-TOKEN = "bench-token"
+TOKEN = "bench-api-token-0123456789abcdef0123456789"
 
 
 async def wait_http(url: str, deadline: float) -> None:

@@ -47,8 +47,8 @@ from aiohttp import web
 
 from pns_sio import jsoncodec
 from pns_sio.cli import LISTEN_BACKLOG, tune_gc
+from pns_sio.sio.websocket import install as install_websocket
 from pns_sio.store.sqlite import SQLiteStore
-from pns_sio.transport import install as install_websocket
 
 SECRET = os.environ["PNS_JWT_SECRET"]
 API_TOKEN = os.environ["PNS_API_TOKEN"]

@@ -29,7 +29,7 @@ proposed server change would buy before anyone edits the server.
              threads) gets it after 0.5 ms instead of 5 ms while the event loop is busy.
 - tracemalloc: trace allocations; each SIGUSR1 writes the growth since the previous one,
              by source line, to $BENCH_TRACEMALLOC_OUT (a probe for RSS per connection).
-- libloop:   python-engineio's own WebSocket loop instead of pns_sio/transport.py's
+- libloop:   python-engineio's own WebSocket loop instead of pns_sio/sio/websocket.py's
              EngineIOLoop (the before of that change).
 - redisver:  cache redis-py's get_lib_version(): redis-py 8 calls importlib.metadata.version()
              for every new connection it opens.
@@ -100,9 +100,9 @@ if "nodeflate" in VARIANTS:
     engineio_aiohttp.WebSocket.__call__ = _ws_call
 
 if "libloop" in VARIANTS:
-    # Before/after for pns_sio/transport.py's EngineIOLoop: python-engineio's own loop
+    # Before/after for pns_sio/sio/websocket.py's EngineIOLoop: python-engineio's own loop
     # (a writer task, a ping task and a task per received frame beside each connection).
-    from pns_sio import transport as pns_transport
+    from pns_sio.sio import websocket as pns_transport
 
     async def _library_loop(self: Any) -> None:
         await self.ws.handler(self.ws)
@@ -156,7 +156,7 @@ if "redispool" in VARIANTS:
 
     from redis import asyncio as aioredis
 
-    from pns_sio import broker as pns_broker
+    from pns_sio.sio import managers as pns_broker
 
     _orig_new_client = pns_broker.RedisBroker._new_client
 
@@ -177,7 +177,7 @@ if "redispool" in VARIANTS:
 if "redispipe" in VARIANTS:
     import asyncio
 
-    from pns_sio import broker as pns_broker
+    from pns_sio.sio import managers as pns_broker
 
     async def _publish_queued(self: Any, data: Any) -> Any:
         if self._closed:
