@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,44 @@ import pytest
 from pns_sio.settings import Settings
 from pns_sio.store import NotificationStore, open_store
 
-from .support.devices import Device
-from .support.nodes import RunningNode, node_settings
+from .support.databases import fresh_mongo_database
+from .support.devices import ConnectDevice, Device
+from .support.nodes import RunningNode, StartNode, node_settings
 from .support.redis import RedisProcess
 
 pytest_plugins = ["tests.support.mongo"]
 
-API_TOKEN = "test-api-token-0123456789abcdef0123456789"
+# Seconds a test's own tasks get to end after its fixtures are torn down (closing
+# sockets finish their close handshakes); past that, a task still running is a leak.
+LEAK_GRACE = 2.0
+# Tasks a library starts and ends by itself, holding nothing of the test: python-engineio's
+# ping task of a long-polling (or upgraded) socket sleeps out its ping interval after the
+# socket closed, then returns.
+LIBRARY_TASKS = ("AsyncSocket._send_ping",)
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves a task running once everything it started was stopped:
+    a task nobody owns outlives its test silently otherwise (the loop closes it)."""
+    before = asyncio.all_tasks()
+    yield
+    current = asyncio.current_task()
+    left = {
+        t
+        for t in asyncio.all_tasks()
+        if t not in before
+        and t is not current
+        and getattr(t.get_coro(), "__qualname__", "") not in LIBRARY_TASKS
+    }
+    if not left:
+        return
+    _, pending = await asyncio.wait(left, timeout=LEAK_GRACE)
+    if pending:
+        names = sorted(f"{t.get_name()} ({t.get_coro()!r:.80})" for t in pending)
+        for task in pending:
+            task.cancel()
+        pytest.fail(f"{len(pending)} tasks still running after the test: {'; '.join(names)}")
 
 
 @pytest.fixture(scope="session")
@@ -54,20 +86,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         opened = await MongoStore.open(url, timeout=5.0, transactions=transactions)
     yield opened
     await opened.close()
-
-
-def fresh_mongo_database(url: str, test_name: str) -> str:
-    """``<session database>_<hash of the test>``: dropped with the session's database."""
-    import hashlib
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    suffix = hashlib.sha1(test_name.encode()).hexdigest()[:12]
-    path = f"{parts.path}_{suffix}"
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
-
-
-StartNode = Callable[..., Awaitable[RunningNode]]
 
 
 @pytest.fixture
@@ -102,9 +120,6 @@ async def cluster(start_node: StartNode, redis_server: RedisProcess, sqlite_url:
     return nodes
 
 
-ConnectDevice = Callable[..., Awaitable[Device]]
-
-
 @pytest.fixture
 async def connect() -> AsyncIterator[ConnectDevice]:
     """Factory: a connected device; ``user=`` uses demo auth. All are closed at the end."""
@@ -133,17 +148,3 @@ async def connect() -> AsyncIterator[ConnectDevice]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-async def notify(
-    http: aiohttp.ClientSession, node: RunningNode, user: str, data: dict[str, Any] | None = None
-) -> str:
-    """Create a notification through the node's HTTP API; return its id."""
-    async with http.post(
-        f"{node.url}/api/v1/notifications",
-        json={"user_id": user, "data": data or {"text": "hi"}},
-        headers={"Authorization": f"Bearer {API_TOKEN}"},
-    ) as response:
-        body = await response.json()
-        assert response.status == 201, body
-        return str(body["id"])

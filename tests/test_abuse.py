@@ -12,7 +12,7 @@ import pytest
 from pns_sio.sio.websocket import waiting_frames
 from pns_sio.wire import EV_DISCONNECT, user_room
 
-from .conftest import API_TOKEN, notify
+from .support.api import API_TOKEN, notify
 from .support.devices import ConnectRefused
 from .support.nodes import node_settings
 from .support.stalled import StalledClient

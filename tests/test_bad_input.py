@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import API_TOKEN, notify
+from .support.api import API_TOKEN, notify
 from .support.raw import RawClient
 
 SHARED = settings(

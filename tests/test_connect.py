@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 from flask import Flask, session
 
-from .conftest import ConnectDevice, StartNode, notify
-from .support.devices import ConnectRefused
-from .support.nodes import node_settings
+from .support.api import notify
+from .support.devices import ConnectDevice, ConnectRefused
+from .support.nodes import StartNode, node_settings
 
 SECRET = "s3cret-for-tests-only-32-bytes-long!"
 

@@ -23,7 +23,7 @@ import pytest
 
 from pns_sio.wire import EV_DISCONNECT
 
-from .conftest import API_TOKEN
+from .support.api import API_TOKEN
 from .support.devices import ConnectRefused, Device, reconnecting
 from .support.processes import NodeProcess, NodeProcesses
 from .support.proxy import RoundRobinProxy

@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
-from .conftest import ConnectDevice, StartNode, notify
+from .support.api import notify
+from .support.devices import ConnectDevice
+from .support.nodes import StartNode
 from .support.outages import sqlite_write_locked
 from .support.waiting import eventually
 

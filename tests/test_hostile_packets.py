@@ -13,7 +13,7 @@ import pytest
 
 from pns_sio.wire import EV_DISCONNECT
 
-from .conftest import API_TOKEN
+from .support.api import API_TOKEN
 from .support.devices import ConnectRefused
 from .support.nodes import node_settings
 from .support.raw import RawClient

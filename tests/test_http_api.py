@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import API_TOKEN
+from .support.api import API_TOKEN
 from .support.outages import sqlite_write_locked
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

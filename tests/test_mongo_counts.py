@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient
 
 from pns_sio.store.mongo import USERS, MongoStore
 
-from .conftest import fresh_mongo_database
+from .support.databases import fresh_mongo_database
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from redis import asyncio as aioredis
 
 from pns_sio.wire import EV_SIGNAL, user_room
 
-from .conftest import notify
+from .support.api import notify
 from .support.redis import RedisProcess
 from .support.waiting import eventually
 

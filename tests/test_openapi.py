@@ -6,7 +6,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from .conftest import API_TOKEN
+from .support.api import API_TOKEN
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

@@ -18,7 +18,8 @@ from pns_sio import Publisher, SyncPublisher
 from pns_sio.errors import InvalidRequest, NotAnnounced, SettingsError, StoreUnavailable
 from pns_sio.http_api import body_fingerprint, derived_ids
 
-from .conftest import API_TOKEN, fresh_mongo_database, notify
+from .support.api import API_TOKEN, notify
+from .support.databases import fresh_mongo_database
 from .support.outages import sqlite_write_locked
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import notify
+from .support.api import notify
 
 SEEDS = [int(os.environ["PNS_RACE_SEED"])] if "PNS_RACE_SEED" in os.environ else [1, 2, 3]
 USERS = ["u1", "u2", "u3"]

@@ -19,7 +19,7 @@ from pns_sio.errors import SettingsError, Unauthorized
 from pns_sio.settings import Settings, redact_url, warnings_for
 from pns_sio.store import open_store
 
-from .conftest import API_TOKEN
+from .support.api import API_TOKEN
 
 SECRET = "secrets-tests-secret-0123456789abcdef"
 

@@ -19,8 +19,9 @@ from pns_sio.store import open_store
 from pns_sio.store import sqlite as sqlite_store
 from pns_sio.store.mongo import NOTIFICATIONS, UNSEEN_INDEX, MongoStore
 from pns_sio.store.sqlite import SQLiteStore
-from tests.conftest import fresh_mongo_database
 from tests.support.mongo import ENV_URL
+
+from .support.databases import fresh_mongo_database
 
 
 def _plan(path: Path) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import API_TOKEN
+from .support.api import API_TOKEN
 from .support.waiting import eventually
 
 

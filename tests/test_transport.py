@@ -7,7 +7,7 @@ import asyncio
 
 import aiohttp
 
-from .conftest import notify
+from .support.api import notify
 from .support.raw import RawClient
 from .support.waiting import eventually
 

@@ -12,7 +12,8 @@ import pytest
 from bson import Binary, ObjectId
 from pymongo import MongoClient
 
-from .conftest import fresh_mongo_database, notify
+from .support.api import notify
+from .support.databases import fresh_mongo_database
 
 OLD = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -56,6 +56,8 @@ class Device:
         # When set, decides each batch's acknowledgement (return value = ack arguments).
         self.ack_with: Callable[[dict[str, Any]], Any] | None = None
         self.connect_error: Any = None
+        # Manual acknowledgements not given yet: close() gives up on them.
+        self._unanswered: set[asyncio.Future[Any]] = set()
         self.disconnected = asyncio.Event()
         self._changed = asyncio.Event()
         self.sio.on("*", self._on_any)
@@ -89,6 +91,8 @@ class Device:
         if self.ack_mode == "auto":
             return None
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._unanswered.add(future)
+        future.add_done_callback(self._unanswered.discard)
         await self.batches.put((data, future))
         return await future
 
@@ -142,6 +146,9 @@ class Device:
             return await self.batches.get()
 
     async def close(self) -> None:
+        # A batch the test never acknowledged holds a handler of the client: end it.
+        for future in list(self._unanswered):
+            future.cancel()
         if self.sio.connected:
             await self.sio.disconnect()
         await self.sio.shutdown()
@@ -166,3 +173,7 @@ class Device:
 
     def count_events(self) -> list[dict[str, int]]:
         return [data for event, data in self.events if event == EV_COUNT]
+
+
+# The connect fixture: a connected device of a node.
+ConnectDevice = Callable[..., Awaitable[Device]]

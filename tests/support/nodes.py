@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from pns_sio.app import create_app
-from pns_sio.app import NODE
+from pns_sio.app import NODE, create_app
 from pns_sio.node import Node
 from pns_sio.settings import Settings
 
+from .api import API_TOKEN
 from .ports import free_port
 
 
@@ -58,7 +59,11 @@ def node_settings(**overrides: Any) -> Settings:
         "store_timeout": 2.0,
         "ping_interval": 5.0,
         "ping_timeout": 5.0,
-        "api_token": "test-api-token-0123456789abcdef0123456789",
+        "api_token": API_TOKEN,
     }
     values.update(overrides)
     return Settings(**values)
+
+
+# The start_node fixture: start a node with these settings overrides.
+StartNode = Callable[..., Awaitable[RunningNode]]

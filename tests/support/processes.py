@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import aiohttp
 
+from .api import API_TOKEN
 from .ports import free_port
 
 PNS_BINARY = Path(sys.executable).with_name("pns")
@@ -35,7 +36,6 @@ STOP_DEADLINE = 20.0
 POLL_INTERVAL = 0.05
 HTTP_TIMEOUT = 2.0
 LOG_TAIL_CHARS = 6000
-API_TOKEN = "test-api-token-0123456789abcdef0123456789"
 
 # What a test node runs with unless told otherwise: demo auth, short timeouts.
 DEFAULT_SETTINGS: dict[str, Any] = {
