@@ -33,13 +33,12 @@ from .sio.managers import LocalBroker, RedisBroker
 from .sio.websocket import SlowClientWatchdog
 from .static_files import add_static_routes
 from .store import NotificationStore, open_store
-from .store.guarded import GuardedStore
+from .store.guarded import GUARD_MARGIN_SECONDS, GuardedStore
 from .tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 
 NODE = web.AppKey("node", Node)
-GUARD_MARGIN_SECONDS = 1.0
 
 
 def assemble(settings: Settings) -> Node:
@@ -62,8 +61,6 @@ def assemble(settings: Settings) -> Node:
             settings.store_url, timeout=settings.store_timeout, retention=retention_period
         )
 
-    # The backends give up after store_timeout themselves (cleanly, nothing
-    # written); the guard is the backstop for a driver that hangs anyway.
     store = GuardedStore(
         timeout=settings.store_timeout + GUARD_MARGIN_SECONDS,
         report=_store_call_reporter(metrics),

@@ -1,4 +1,4 @@
-"""HTTP routes: the notification API for applications, and the operations endpoints.
+"""HTTP routes: the notification API for applications (operations endpoints: ``ops.py``).
 
 Every API error is ``{"error": {"code", "message"}}`` (plus ``fields`` for a
 bad body); nothing is stored on any error. An ``Idempotency-Key`` header makes

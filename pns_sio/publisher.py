@@ -33,12 +33,11 @@ from .notifier import Notifier
 from .settings import publisher_options
 from .sio.publish import SignalManager
 from .store import JSONObject, open_store
-from .store.guarded import GuardedStore
+from .store.guarded import GUARD_MARGIN_SECONDS, GuardedStore
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-GUARD_MARGIN_SECONDS = 1.0
 
 
 class Publisher:

@@ -438,10 +438,9 @@ if "directsend" in VARIANTS:
 if "seenindex" in VARIANTS:
     from pns_sio.store import sqlite as pns_sqlite
 
-    pns_sqlite.SCHEMA = pns_sqlite.SCHEMA.replace(
-        "DROP INDEX IF EXISTS ix_notifications_seen;",
+    pns_sqlite.SCHEMA += (
         "CREATE INDEX IF NOT EXISTS ix_notifications_seen ON notifications (seen_date)"
-        " WHERE seen_date IS NOT NULL;",
+        " WHERE seen_date IS NOT NULL;\n"
     )
 
 if "onethread" in VARIANTS:

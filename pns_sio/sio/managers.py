@@ -203,7 +203,7 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
         """Queue a message for the other nodes; never waits for Redis.
 
         One sender task sends what is queued in one pipelined round trip on one
-        connection: concurrent emits used to open a connection each. If Redis
+        connection (python-socketio's own opens a connection per concurrent emit). If Redis
         is down the sender gives up after two tries and logs; the store is the
         truth and the other nodes resync when their subscription comes back.
         """

@@ -26,6 +26,10 @@ from .unopened import UnopenedStore
 
 T = TypeVar("T")
 
+# The backends give up after their own timeout (cleanly, nothing written); the guard,
+# this much later, is the backstop for a driver that hangs anyway.
+GUARD_MARGIN_SECONDS = 1.0
+
 # The retention purge is background work done in short transactions (SQLite walks the
 # table in windows); it may take longer than a request's store call without harm.
 PURGE_TIMEOUT = 300.0
