@@ -44,7 +44,10 @@ from .store import Claim, JSONObject
 
 logger = logging.getLogger(__name__)
 
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{schemas.MAX_IDEMPOTENCY_KEY_LENGTH}}}$")
+IDEMPOTENCY_KEY_RULE = (
+    f"1 to {schemas.MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters, no spaces"
+)
 
 Answer = tuple[int, dict[str, Any]]
 AUTH_FAILURE_RATE = 1.0  # wrong API tokens a second per client address, after the burst
@@ -161,8 +164,8 @@ class NotificationsAPI:
             return _json_response(answer, status=status)
         if not IDEMPOTENCY_KEY.match(key):
             raise InvalidRequest(
-                "invalid Idempotency-Key: 1 to 255 printable ASCII characters, no spaces",
-                {"Idempotency-Key": ["1 to 255 printable ASCII characters, no spaces."]},
+                f"invalid Idempotency-Key: {IDEMPOTENCY_KEY_RULE}",
+                {"Idempotency-Key": [f"{IDEMPOTENCY_KEY_RULE}."]},
             )
         scoped = f"{request.path}:{key}"
         fingerprint = body_fingerprint(body)

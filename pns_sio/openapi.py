@@ -10,6 +10,18 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
 
 from . import __version__, schemas
+from .errors import (
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    PNSError,
+    RateLimited,
+    StoreUnavailable,
+    TooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 
 def _user_id_property(self: Any, field: fields.Field[Any], **kwargs: Any) -> dict[str, Any]:
@@ -19,24 +31,29 @@ def _user_id_property(self: Any, field: fields.Field[Any], **kwargs: Any) -> dic
     return {}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    reasons = {
-        400: "Invalid body or header; `error.fields` names the bad fields. Nothing stored.",
-        401: "Missing or wrong API token.",
-        404: "The API is off on this node (no PNS_API_TOKEN).",
-        409: "A request with this Idempotency-Key is still running; retry later.",
-        413: "Body over PNS_MAX_BODY_BYTES.",
-        415: "Content-Type is not JSON.",
-        422: "This Idempotency-Key was used with another body.",
-        429: "Over PNS_API_RATE for this token; see Retry-After.",
-        503: "The store is unavailable; nothing stored.",
-    }
+# What each error the API answers means here; its status comes from errors.py's table.
+REASONS: dict[type[PNSError], str] = {
+    InvalidRequest: "Invalid body or header; `error.fields` names the bad fields. Nothing stored.",
+    Unauthorized: "Missing or wrong API token.",
+    NotFound: "The API is off on this node (no PNS_API_TOKEN).",
+    IdempotencyKeyInProgress: "A request with this Idempotency-Key is still running; retry later.",
+    TooLarge: "Body over PNS_MAX_BODY_BYTES.",
+    UnsupportedMediaType: "Content-Type is not JSON.",
+    IdempotencyKeyReused: "This Idempotency-Key was used with another body.",
+    RateLimited: "Over PNS_API_RATE for this token; see Retry-After.",
+    StoreUnavailable: "The store is unavailable; nothing stored.",
+}
+CREATE_ERRORS = tuple(REASONS)
+RESYNC_ERRORS = (InvalidRequest, Unauthorized, NotFound, RateLimited, StoreUnavailable)
+
+
+def _errors(errors: tuple[type[PNSError], ...]) -> dict[str, Any]:
     return {
-        str(status): {
-            "description": reasons[status],
+        str(error.http_status): {
+            "description": REASONS[error],
             "content": {"application/json": {"schema": "ErrorOut"}},
         }
-        for status in statuses
+        for error in sorted(errors, key=lambda e: e.http_status)
     }
 
 
@@ -46,7 +63,12 @@ IDEMPOTENCY_HEADER = {
     "required": False,
     "description": "Makes a retry safe: the same key and body answer the first result "
     "(for 24 h, on any node); the same key with another body is 422.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[!-~]+$"},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": schemas.MAX_IDEMPOTENCY_KEY_LENGTH,
+        "pattern": r"^[!-~]+$",
+    },
 }
 
 
@@ -90,7 +112,7 @@ def openapi_document() -> dict[str, Any]:
                         "first answer again).",
                         "content": {"application/json": {"schema": "CreatedOut"}},
                     },
-                    **_errors(400, 401, 404, 409, 413, 415, 422, 429, 503),
+                    **_errors(CREATE_ERRORS),
                 },
             }
         },
@@ -108,7 +130,7 @@ def openapi_document() -> dict[str, Any]:
                         "description": "All created, ids in order.",
                         "content": {"application/json": {"schema": "BatchCreatedOut"}},
                     },
-                    **_errors(400, 401, 404, 409, 413, 415, 422, 429, 503),
+                    **_errors(CREATE_ERRORS),
                 },
             }
         },
@@ -136,7 +158,7 @@ def openapi_document() -> dict[str, Any]:
                         "description": "Resynced.",
                         "content": {"application/json": {"schema": "ResyncOut"}},
                     },
-                    **_errors(400, 401, 404, 429, 503),
+                    **_errors(RESYNC_ERRORS),
                 },
             }
         },

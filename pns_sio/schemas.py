@@ -20,6 +20,8 @@ from .wire import FETCH_LIMIT_DEFAULT, FETCH_LIMIT_MAX
 MAX_USER_ID_LENGTH = 256
 # Each id in an acknowledgement's ``received``.
 MAX_NOTIFICATION_ID_LENGTH = 64
+# An Idempotency-Key header: 1 to this many printable ASCII characters, no spaces.
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
 class StrictInteger(fields.Integer):
