@@ -44,6 +44,8 @@ proposed server change would buy before anyone edits the server.
 - onethread: fetch's list of unseen notifications runs on the SQLite writer's thread (in its
              batch transaction) instead of the reader's: one thread to wake and one batch per
              round, instead of two threads taking turns with the loop for the GIL.
+- storeprocess: the SQLite store in a child process of the node (store_process.py), so
+             its threads never take turns with the event loop for one GIL.
 - nohiredis: redis-py parses replies and pub/sub messages in pure Python (its _AsyncRESP3Parser)
              even though hiredis is installed (the before of adding hiredis).
 
@@ -58,6 +60,7 @@ from typing import Any
 
 VARIANTS = {v.strip() for v in os.environ.get("PNS_BENCH_VARIANT", "").split(",") if v.strip()}
 KNOWN = {
+    "storeprocess",
     "nodeflate",
     "orjson",
     "uvloop",
@@ -474,6 +477,23 @@ if "cprofile" in VARIANTS:
 
     signal.signal(signal.SIGUSR1, _start_profile)
     signal.signal(signal.SIGUSR2, _stop_profile)
+
+if "storeprocess" in VARIANTS:
+    # The node's SQLite store in a child process (store_process.py).
+    from store_process import ProcessStore
+
+    import pns_sio.app
+
+    _open_store = pns_sio.app.open_store
+
+    async def _open_in_process(url: str, **options: Any) -> Any:
+        if url.startswith("sqlite://"):
+            return await ProcessStore.open(
+                url, timeout=options["timeout"], retention=options.get("retention")
+            )
+        return await _open_store(url, **options)
+
+    pns_sio.app.open_store = _open_in_process  # type: ignore[assignment]
 
 if "switch" in VARIANTS:
     sys.setswitchinterval(0.0005)

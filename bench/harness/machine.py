@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import resource
@@ -19,22 +20,38 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(child) for child in f.read().split()]
+    except (OSError, ValueError):
+        pass
+    return found
+
+
 def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its reaped children are not mixed: the process only."""
+    """CPU seconds (user + system) of a process, its reaped children and its live
+    descendants: a node's whole cost, its store process included."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        own = sum(int(x) for x in fields[11:15]) / CLK_TCK
     except (OSError, IndexError, ValueError):
         return float("nan")
+    children = (proc_cpu_seconds(child) for child in _children(pid))
+    return own + sum(c for c in children if not math.isnan(c))
 
 
 def proc_rss(pid: int) -> int:
+    """Resident bytes of a process and its live descendants."""
     try:
         with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * PAGE
+            own = int(f.read().split()[1]) * PAGE
     except (OSError, IndexError, ValueError):
         return 0
+    return own + sum(proc_rss(child) for child in _children(pid))
 
 
 def machine_busy() -> tuple[float, float]:

@@ -136,7 +136,12 @@ class Target:
     def argv_env(
         self, port: int, store: Path, redis_url: str | None
     ) -> tuple[list[str], dict[str, str], Path | None]:
+        # BENCH_PNS_<NAME> passes PNS_<NAME> to PNS nodes (a setting's before/after).
         env = {k: v for k, v in os.environ.items() if not k.startswith("PNS_")}
+        if self.name == "pns":
+            env.update(
+                {k[len("BENCH_") :]: v for k, v in os.environ.items() if k.startswith("BENCH_PNS_")}
+            )
         env.update(
             PNS_HOST="127.0.0.1",
             PNS_PORT=str(port),
