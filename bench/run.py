@@ -51,6 +51,7 @@ from harness.report import render_table, table_rows
 from harness.window import Window, add_cpu_costs
 from scenarios.fanout import fanout_one_node
 from scenarios.idle import idle
+from scenarios.idle_cookies import idle_with_cookies
 from scenarios.store_work import burst_one_node
 from scenarios.storm import storm
 from scenarios.two_nodes import two_nodes
@@ -103,6 +104,8 @@ class Bench(Context):
         store = tdir / "store.db"
         self.pool = await self.new_pool()
         try:
+            if self.p["cookie_bytes"]:
+                out["idle_cookies"] = await idle_with_cookies(self, target, tdir)
             node = Node(target, free_port(), store, None, index=0)
             out["start_seconds"] = round(await node.start(self.runner, self.http), 3)
             await asyncio.sleep(0.5)

@@ -70,8 +70,10 @@ class Context:
         sample: Node | None = None,
         reconnect: bool = False,
         timeout_s: float = 300,
+        cookie_bytes: int = 0,
     ) -> dict[str, Any]:
-        """Connect users x per_user devices (device d on nodes[d % len]); sample RSS on the way."""
+        """Connect users x per_user devices (device d on nodes[d % len]); sample RSS on the way.
+        ``cookie_bytes``: each handshake carries a Cookie header of that size."""
         targets = [n.addr for n in nodes]
         ranges = self.pool.split(*users)
         per = [
@@ -105,6 +107,7 @@ class Context:
                 reconnect=reconnect,
                 timeout_s=timeout_s,
                 offer_deflate=self.offer_deflate,
+                cookie_bytes=cookie_bytes,
             )
         finally:
             stop.set()

@@ -10,6 +10,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "workers": 2,
         "idle_users": 1000,  # x 2 devices
         "idle_hold_s": 4,
+        # The idle ramp again, on a fresh node, each handshake with this many bytes of
+        # cookies (0: skipped).
+        "cookie_users": 1000,
+        "cookie_bytes": 2048,
         "fanout_users": 1000,  # reuses the idle devices when equal
         "fanout_rates": [250, 500, 1000, 2000, 4000],
         "fanout_step_s": 5,
@@ -35,6 +39,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "workers": 2,
         "idle_users": 9500,  # 19,000 devices
         "idle_hold_s": 20,
+        "cookie_users": 9500,
+        "cookie_bytes": 2048,
         "fanout_users": 5000,
         "fanout_rates": [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000],
         "fanout_step_s": 60,

@@ -78,6 +78,11 @@ TABLE: tuple[Row | PerStep, ...] = (
     Row("idle: devices connected", ("idle", "ready"), HIGHER),
     Row("idle: connections accepted/s (ramp)", ("idle", "rate_per_s"), HIGHER),
     Row("idle: RSS per connection, KiB", ("idle", "rss_per_connection_kib"), LOWER),
+    Row(
+        "idle, 2 KB of cookies per handshake: RSS per connection, KiB",
+        ("idle_cookies", "rss_per_connection_kib"),
+        LOWER,
+    ),
     Row("idle: node CPU while idle, %", ("idle", "idle_cpu_pct"), LOWER),
     Row("idle: node CPU during ramp, %", ("idle", "ramp", "node_cpu_pct", 0), NEITHER),
     Row("idle: node CPU ms per connection", ("idle", "node_cpu_ms_per_connection"), LOWER),
