@@ -197,11 +197,6 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     if not node.store.expires_itself:
         node.tasks.spawn(node.retention.run(), name="retention")
     node.tasks.spawn(node.watchdog.run(), name="slow-client-watchdog")
-    logger.info(
-        "node ready: store=%s broker=%s",
-        node.settings.store_url.split("://")[0],
-        "redis" if node.settings.redis_url else "embedded",
-    )
     yield
     await node.tasks.close()
 

@@ -16,18 +16,23 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
+from . import __version__
 from .errors import SettingsError, StoreUnavailable
 from .settings import (
+    SWITCHES,
     EventLoop,
     LogLevel,
     Settings,
     env_variables,
     flag_names,
     parse_flag,
+    redact_url,
     warnings_for,
 )
+from .settings_doc import FLAG_HELP
 
 logger = logging.getLogger("pns_sio")
 
@@ -69,31 +74,39 @@ def _configure_logging(level: LogLevel) -> None:
     )
 
 
+def _flag_help(name: str) -> str:
+    """A flag's meaning, default and variables, from docs/configuration.md's table."""
+    default, meaning = FLAG_HELP[name]
+    text = f"{meaning} (default: {default}; variable: {' / '.join(env_variables(name))})"
+    # argparse formats with %: a literal percent sign is doubled.
+    return text.replace("`", "").replace("%", "%%")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pns", description="PNS push-notification service")
+    parser = argparse.ArgumentParser(
+        prog="pns",
+        description="PNS push-notification service. Every flag of `pns serve` has an "
+        "environment variable (docs/configuration.md); a flag wins over its variable.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run a PNS node")
     for name in flag_names():
-        variables = " / ".join(env_variables(name))
         serve.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
             default=None,
             metavar="VALUE",
-            help=f"overrides {variables}",
+            help=_flag_help(name),
         )
-    serve.add_argument(
-        "--demo",
-        action="store_true",
-        default=None,
-        help="demo mode: anyone may connect as any user (never in production)",
-    )
-    serve.add_argument(
-        "--demo-public",
-        action="store_true",
-        default=None,
-        help="let demo mode bind to a non-loopback address (anyone there can be anyone)",
-    )
+    for switch in SWITCHES:
+        serve.add_argument(
+            "--" + switch.replace("_", "-"),
+            dest=switch,
+            action="store_true",
+            default=None,
+            help=_flag_help(switch),
+        )
     notify = commands.add_parser(
         "notify",
         help="create notifications (through the store and Redis, or a node's HTTP API)",
@@ -169,6 +182,12 @@ async def _serve(settings: Settings) -> None:
         await site.start()
         tune_gc()
         logger.info("event loop: %s", type(asyncio.get_running_loop()).__module__)
+        # Only now, listening: a node that cannot bind its port never says it is ready.
+        logger.info(
+            "node ready: store %s, broker %s",
+            store_description(settings),
+            broker_description(settings),
+        )
         url = f"http://{settings.host}:{settings.port}"
         shown = url.replace("0.0.0.0", "127.0.0.1")
         demo = f" (demo page: {shown}/demo)" if settings.demo else ""
@@ -185,6 +204,21 @@ async def _serve(settings: Settings) -> None:
         await app[NODE].drain(settings.shutdown_grace, before_goodbye=site.stop)
     finally:
         await runner.cleanup()
+
+
+def store_description(settings: Settings) -> str:
+    """The store a node opens, as an operator needs to find it (no password)."""
+    url = settings.store_url
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        return "SQLite in memory" if path == ":memory:" else f"SQLite file {Path(path).resolve()}"
+    return redact_url(url)
+
+
+def broker_description(settings: Settings) -> str:
+    if not settings.redis_url:
+        return "embedded (one node)"
+    return f"redis {redact_url(settings.redis_url)} (channel {settings.redis_channel!r})"
 
 
 def exit_without_teardown(code: int) -> NoReturn:
@@ -221,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pns: cannot open the store named by PNS_STORE_URL: {exc.message}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"pns: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        print(
+            f"pns: cannot listen on {settings.host}:{settings.port}: {exc} "
+            "(another process holds the port? PNS_PORT or --port chooses another)",
+            file=sys.stderr,
+        )
         return 1
     return 0

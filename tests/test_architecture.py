@@ -17,6 +17,7 @@ LAYERS: dict[str, str] = {
     "wire": "base",
     "jsoncodec": "base",
     "settings": "base",
+    "settings_doc": "base",
     "quiet_log": "base",
     "limits": "base",
     "metrics": "base",

@@ -29,6 +29,46 @@ def test_every_setting_is_documented_with_its_flag() -> None:
         assert f"`--{name.replace('_', '-')}`" in text, f"--{name} is not documented"
 
 
+def _documented_rows() -> dict[str, tuple[str, str]]:
+    """docs/configuration.md's table: setting -> (default, meaning)."""
+    rows = {}
+    for line in DOCS.read_text().splitlines():
+        if line.startswith("| `PNS_"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            name = cells[1].strip("`").lstrip("-").replace("-", "_")
+            rows[name] = (cells[2], "|".join(cells[3:]))
+    return rows
+
+
+def test_every_flag_says_what_the_documentation_says() -> None:
+    from pns_sio.settings_doc import FLAG_HELP
+
+    assert _documented_rows() == FLAG_HELP, "pns_sio/settings_doc.py and the page differ"
+    text = " ".join(
+        subprocess.run(
+            [sys.executable, "-m", "pns_sio", "serve", "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    )
+    assert "overrides PNS_" not in text
+    # Each flag with its meaning's first words and its default.
+    assert "--ack-timeout VALUE seconds a device has to acknowledge a batch" in text
+    assert "(default: 30; variable: PNS_ACK_TIMEOUT)" in text
+    assert "--demo demo mode: anyone connects as any user" in text
+
+
+def test_pns_version() -> None:
+    from pns_sio import __version__
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pns_sio", "--version"], check=False, capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"pns {__version__}"
+
+
 def test_defaults() -> None:
     settings = settings_from(AUTH)
     assert settings.store_url == "sqlite:///pns.db"

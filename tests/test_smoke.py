@@ -74,3 +74,30 @@ async def test_make_run_serves_a_demo_node(tmp_path: Path) -> None:
         if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+
+
+def test_a_taken_port_is_named_with_the_setting_that_changes_it(tmp_path: Path) -> None:
+    """`make run` twice: the second node says the port is taken and how to choose
+    another, and never says it is ready."""
+    import socket
+    import subprocess
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PNS_")}
+        env.update(PNS_PORT=str(port), PNS_STORE_URL=f"sqlite:///{tmp_path / 'pns.db'}")
+        done = subprocess.run(
+            [sys.executable, "-m", "pns_sio", "serve", "--demo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "PNS_PORT or --port" in done.stderr
+    assert "node ready" not in done.stdout + done.stderr
+    assert "listening" not in done.stdout

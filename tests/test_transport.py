@@ -105,3 +105,19 @@ async def test_an_idle_connection_adds_no_task_to_the_web_servers(start_node, ht
     assert len(asyncio.all_tasks()) - before <= 2 * 20
     for client in [first, *clients]:
         await client.close()
+
+
+async def test_a_long_poll_left_waiting_by_a_closed_session_is_answered_at_once(
+    start_node, connect
+) -> None:
+    # A polling client always has a poll waiting; polls wait up to ping interval +
+    # timeout (60 s here) for something to send.
+    node = await start_node(ping_interval=30.0, ping_timeout=30.0)
+    device = await connect(node, "42", transports=["polling"])
+    await device.wait_count(0)
+    # The client's disconnect waits for its poll to end. Were the server to leave that
+    # poll to its timeout, this would take a minute (and hold a stopping node's web
+    # server as long).
+    async with asyncio.timeout(10):
+        await device.sio.disconnect()
+    await eventually(lambda: not node.node.realtime.connections)

@@ -47,6 +47,14 @@ INTERNALS: tuple[Internal, ...] = (
     ),
     Internal(
         "socketio.async_server:AsyncServer",
+        "_handle_eio_disconnect",
+        "method",
+        "pns_sio/sio/server.py",
+        "a closed session's waiting long-poll ends at once, not at its timeout",
+        ("eio_sid", "reason"),
+    ),
+    Internal(
+        "socketio.async_server:AsyncServer",
         "_binary_packet",
         "attribute",
         "pns_sio/sio/server.py",

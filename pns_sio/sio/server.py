@@ -9,6 +9,7 @@ gives every manager its server (``set_server``) when the server is built.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,16 @@ class Server(socketio.AsyncServer):
         except Exception as exc:  # a packet python-socketio cannot read: drop it
             self._binary_packet.pop(eio_sid, None)
             self.hooks.on_malformed(f"{type(exc).__name__}: {str(exc)[:100]}", False)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+        # A long-poll the session's client left waiting would otherwise hold its handler
+        # (and a stopping node's web server) until the poll times out: end it now, as
+        # python-engineio ends a poll itself (a None in the socket's packet queue).
+        queue = getattr(socket, "queue", None)
+        if isinstance(queue, asyncio.Queue):
+            queue.put_nowait(None)
 
     def start_manager(self) -> None:
         """Start the manager now (for Redis: subscribe), not at the first client as
