@@ -50,9 +50,10 @@ def assemble(settings: Settings) -> Node:
             settings.redis_url,
             channel=settings.redis_channel,
             on_dropped=metrics.broker_dropped.inc,
+            on_state=metrics.broker_up.set,
         )
         if settings.redis_url
-        else LocalBroker()
+        else LocalBroker(on_state=metrics.broker_up.set)
     )
     retention_period = timedelta(days=settings.retention_days)
 

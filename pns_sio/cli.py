@@ -252,7 +252,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pns: {exc}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:
-        print(f"pns: cannot open the store named by PNS_STORE_URL: {exc.message}", file=sys.stderr)
+        # The driver's own words name the host and the cause (clients never see them).
+        cause = exc.__cause__
+        why = f" ({type(cause).__name__}: {str(cause)[:300]})" if cause is not None else ""
+        print(
+            f"pns: cannot open the store {store_description(settings)} (PNS_STORE_URL): "
+            f"{exc.message}{why}",
+            file=sys.stderr,
+        )
         return 1
     except OSError as exc:
         print(

@@ -37,6 +37,12 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.connections = Gauge("pns_connections", "Open Socket.IO connections", registry=r)
+        self.broker_up = Gauge(
+            "pns_broker_up",
+            "1 while the node hears the other nodes (subscribed to Redis; always in embedded "
+            "mode), else 0",
+            registry=r,
+        )
         self.connects = Counter(
             "pns_connects", "Connection attempts by outcome", ["outcome"], registry=r
         )

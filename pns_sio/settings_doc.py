@@ -20,8 +20,12 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
         "`sqlite:///pns.db`",
         (
             "`sqlite:///path.db`, or `mongodb://…` / `mongodb+srv://…` (database from the "
-            "URL path, default `pns`; collection `notifications`). MongoDB writes wait for a "
-            "majority (`w=majority`) unless the URL says otherwise (`?w=1`)"
+            "URL path, default `pns`; collection `notifications`). A SQLite path after "
+            "`sqlite:///` is relative to the working directory; four slashes "
+            "(`sqlite:////var/lib/pns/pns.db`) make it absolute; missing directories are "
+            "created, readable by their owner only; the node logs the absolute path when it "
+            "is ready. MongoDB writes wait for a majority (`w=majority`) unless the URL "
+            "says otherwise (`?w=1`)"
         ),
     ),
     "redis_url": (

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import socketio
 from redis import asyncio as aioredis
 
 from pns_sio.wire import EV_SIGNAL, user_room
 
 from .support.api import notify
+from .support.ports import free_port
 from .support.redis import RedisProcess
 from .support.waiting import eventually
 
@@ -180,3 +183,18 @@ async def test_unreadable_messages_from_redis_are_dropped_and_counted(
     await notify(http, a, "42")  # published after the junk: heard after it, and heard
     await device.wait_count(1)
     await eventually(lambda: a.metric("pns_broker_messages_dropped_total") == 3)
+
+
+async def test_an_unreachable_redis_is_named_and_shown_until_it_answers(
+    start_node, cluster, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pns_sio")
+    port = free_port()  # nothing listens there
+    node = await start_node(redis_url=f"redis://:hunter2-secret@127.0.0.1:{port}/0")
+    await node.node.broker_down.wait()
+    await eventually(lambda: "cannot subscribe to redis at redis://" in caplog.text)
+    assert f"127.0.0.1:{port}" in caplog.text
+    assert "hunter2-secret" not in caplog.text
+    assert node.metric("pns_broker_up") == 0
+    # The nodes that hear Redis say so.
+    assert all(running.metric("pns_broker_up") == 1 for running in cluster)

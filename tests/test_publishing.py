@@ -21,6 +21,7 @@ from pns_sio.http_api import body_fingerprint, derived_ids
 from .support.api import API_TOKEN, notify
 from .support.databases import fresh_mongo_database
 from .support.outages import sqlite_write_locked
+from .support.ports import free_port
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -299,6 +300,26 @@ async def test_cli_notify_through_store_and_redis(cluster, connect, redis_server
     assert len(bulk.stdout.split()) == 3
     for device in devices:
         await device.wait_count(3)
+
+
+async def test_cli_notify_through_an_unreachable_redis_says_stored_not_announced(
+    sqlite_url,
+) -> None:
+    from pns_sio.store import open_store
+
+    env = {"PNS_STORE_URL": sqlite_url, "PNS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    done = await asyncio.to_thread(run_cli, "--user", "42", "--data", '{"text": "hi"}', env=env)
+    assert done.returncode == 1, done.stdout
+    assert done.stdout == ""
+    assert "not announced" in done.stderr
+    stored = done.stderr.split("stored as ")[1].split()[0]
+    # The record stands: the store is the truth, and it names which one.
+    store = await open_store(sqlite_url)
+    try:
+        record = await store.get(stored)
+        assert record is not None and record.user_id == "42"
+    finally:
+        await store.close()
 
 
 async def test_cli_notify_through_the_http_api(node, connect) -> None:

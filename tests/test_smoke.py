@@ -101,3 +101,27 @@ def test_a_taken_port_is_named_with_the_setting_that_changes_it(tmp_path: Path) 
     assert "PNS_PORT or --port" in done.stderr
     assert "node ready" not in done.stdout + done.stderr
     assert "listening" not in done.stdout
+
+
+def test_an_unreachable_store_is_named_with_its_cause(tmp_path: Path) -> None:
+    import subprocess
+
+    port = free_port()  # nothing listens there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PNS_")}
+    env.update(
+        PNS_STORE_URL=f"mongodb://app:s3cret-pw@127.0.0.1:{port}/pns",
+        PNS_STORE_TIMEOUT="1",
+        PNS_PORT=str(free_port()),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pns_sio", "serve", "--demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"cannot open the store mongodb://app:***@127.0.0.1:{port}/pns" in done.stderr
+    assert "Connect call failed" in done.stderr or "refused" in done.stderr.lower()
+    assert "s3cret-pw" not in done.stderr

@@ -42,6 +42,7 @@ from socketio.redis_manager import parse_redis_sentinel_url
 
 from .. import jsoncodec
 from ..quiet_log import QuietLog
+from ..settings import redact_url
 from ..store import UnseenCount
 from ..wire import EV_RESYNC, EV_SIGNAL, USER_ROOM_PREFIX
 from .rooms import RoomIndex
@@ -57,10 +58,16 @@ PIPELINE_MAX = 500  # messages sent in one round trip
 LOST_USERS_MAX = 10_000  # users remembered after lost publishes; past that, everyone
 LOST_PROBE_INTERVAL = 1.0  # seconds between probes of Redis while messages were lost
 PROBE_SUFFIX = ":pns-probe"  # the probe publishes to a channel nobody listens to
+COMPLAINT_MIN_GAP = 5.0  # seconds between warnings while Redis does not answer, doubling
+COMPLAINT_MAX_GAP = 300.0
 
 
 def _noop() -> None:
     """Default report hook."""
+
+
+def _ignore_state(subscribed: bool) -> None:
+    """Default state hook."""
 
 
 def _user_of(data: Any) -> str | None:
@@ -83,7 +90,9 @@ class _Broker(RoomIndex):
     up: asyncio.Event
     down: asyncio.Event
 
-    def _init_state(self, subscribed: bool) -> None:
+    def _init_state(self, subscribed: bool, on_state: Callable[[bool], None]) -> None:
+        self._on_state = on_state
+        on_state(subscribed)
         self.up = asyncio.Event()
         self.down = asyncio.Event()
         (self.up if subscribed else self.down).set()
@@ -95,6 +104,7 @@ class _Broker(RoomIndex):
         return hooks
 
     def _mark(self, subscribed: bool) -> None:
+        self._on_state(subscribed)
         if subscribed:
             self.down.clear()
             self.up.set()
@@ -134,9 +144,9 @@ class _Broker(RoomIndex):
 class LocalBroker(_Broker, socketio.AsyncManager):
     """The in-process manager of embedded mode (a single node)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_state: Callable[[bool], None] = _ignore_state) -> None:
         super().__init__()
-        self._init_state(subscribed=True)
+        self._init_state(True, on_state)
 
     async def emit(self, event: str, data: Any, namespace: str | None = None, **kwargs: Any) -> Any:
         if event == EV_SIGNAL:
@@ -160,10 +170,12 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
         channel: str = "socketio",
         publish_timeout: float = 2.0,
         on_dropped: Callable[[], None] = _noop,
+        on_state: Callable[[bool], None] = _ignore_state,
     ) -> None:
-        """``on_dropped`` counts messages from Redis that could not be read."""
+        """``on_dropped`` counts messages from Redis that could not be read; ``on_state``
+        hears whether the node is subscribed, at each change."""
         super().__init__(url, channel=channel, json=jsoncodec)
-        self._init_state(subscribed=False)
+        self._init_state(False, on_state)
         self.publish_timeout = publish_timeout
         self._on_dropped = on_dropped
         self._lost: set[str] | None = set()
@@ -305,6 +317,9 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         delay = RESUBSCRIBE_MIN_DELAY
         first = True
+        # While Redis does not answer, say so at once and then at growing intervals.
+        complain_at, complaint_gap = 0.0, COMPLAINT_MIN_GAP
+        loop = asyncio.get_running_loop()
         while not self._closed:
             try:
                 self._sub_client = self._new_client()
@@ -313,10 +328,15 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
                 self.subscribed = True
                 self._mark(True)
                 delay = RESUBSCRIBE_MIN_DELAY
+                complain_at, complaint_gap = 0.0, COMPLAINT_MIN_GAP
                 if first:
                     first = False
+                    logger.info("subscribed to redis at %s", redact_url(self.redis_url))
                 else:
-                    logger.warning("re-subscribed to redis; resyncing counts")
+                    logger.warning(
+                        "re-subscribed to redis at %s; resyncing counts",
+                        redact_url(self.redis_url),
+                    )
                     self.hooks.on_resync()
                 async for message in self._sub.listen():
                     yield message
@@ -324,12 +344,18 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self.subscribed or delay == RESUBSCRIBE_MIN_DELAY:
+                if self.subscribed or loop.time() >= complain_at:
                     logger.warning(
-                        "lost redis subscription (%s); retrying in %.1fs",
+                        "%s redis at %s (%s: %s): other nodes' messages are not heard; "
+                        "retrying every %.1fs at most",
+                        "lost the subscription to" if self.subscribed else "cannot subscribe to",
+                        redact_url(self.redis_url),
                         type(exc).__name__,
-                        delay,
+                        str(exc)[:200],
+                        RESUBSCRIBE_MAX_DELAY,
                     )
+                    complain_at = loop.time() + complaint_gap
+                    complaint_gap = min(complaint_gap * 2, COMPLAINT_MAX_GAP)
                 self.subscribed = False
                 self._mark(False)
                 await self._drop_subscription()
