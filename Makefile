@@ -10,7 +10,7 @@ PY313 := $(firstword $(wildcard $(PYENV_ROOT_DIR)/versions/3.13*/bin/python) $(s
 PNS_PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format typecheck system-deps mongo-venv clean
+.PHONY: run test lint format typecheck system-deps mongo-venv clean dist
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,13 +39,9 @@ $(MONGO_VENV)/.installed:
 
 mongo-venv: $(MONGO_VENV)/.installed
 
-test: $(BIN)/.installed system-deps mongo-venv
-	$(BIN)/ruff check pns_sio tests examples bench
-	$(BIN)/ruff format --check pns_sio tests examples bench
-	$(BIN)/mypy
-	$(BIN)/pytest $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory js-bundle-check
-	$(MAKE) --no-print-directory js-test
+## test: every check (lint, types, pytest, JS bundle, JS client, Chromium); all run, one summary at the end.
+test: $(BIN)/.installed system-deps mongo-venv js-deps chromium
+	PYTEST_ARGS="$(PYTEST_ARGS)" NODE=$(NODE) $(BIN)/python .ci/make_test.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check pns_sio tests
@@ -81,6 +77,11 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium is missing: install it (apt-get install chromium)"; exit 1; fi; \
 	fi
+
+## dist: a wheel of pns-sio in dist/, for `pip install` where PNS is not checked out.
+dist: $(BIN)/.installed
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+	@ls dist/*.whl
 
 ## js-bundle: rebuild pns_sio/static/pns-client.js and its map from clients/js/src (commit both).
 js-bundle: js-deps

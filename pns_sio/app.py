@@ -98,7 +98,9 @@ def assemble(settings: Settings) -> Node:
         server_options={
             "async_mode": "aiohttp",
             "client_manager": broker,
-            "cors_allowed_origins": origin_policy(settings),
+            "cors_allowed_origins": origin_policy(
+                settings, on_refused=metrics.connects.labels("origin_refused").inc
+            ),
             "cors_credentials": True,
             "ping_interval": settings.ping_interval,
             "ping_timeout": settings.ping_timeout,

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
+from .quiet_log import QuietLog
 from .settings import Settings, normalize_origin
 
+logger = logging.getLogger(__name__)
+_quiet = QuietLog(logger)
+ORIGIN_VERDICT = "pns.origin_allowed"  # kept in the request's environ
 
-def origin_policy(settings: Settings) -> Any:
+
+def _ignore() -> None:
+    """Default report hook."""
+
+
+def origin_policy(settings: Settings, on_refused: Callable[[], None] = _ignore) -> Any:
     """``"*"`` in demo mode, else a callable.
 
     Never ``[]`` (python-engineio reads it as "check nothing"). A callable, so
@@ -20,7 +31,26 @@ def origin_policy(settings: Settings) -> Any:
     def is_allowed(origin: str | None, environ: dict[str, Any]) -> bool:
         if not origin:
             return True  # not a browser: judged by its credentials alone
-        origin = normalize_origin(origin)
+        # python-engineio asks again for the response's CORS headers: judged once.
+        verdict = environ.get(ORIGIN_VERDICT)
+        if verdict is not None:
+            return bool(verdict)
+        verdict = environ[ORIGIN_VERDICT] = _allowed(normalize_origin(origin), environ)
+        if verdict:
+            return True
+        on_refused()
+        # python-engineio answers 400 and the browser shows only a failed connection:
+        # the node's log is where an operator finds why.
+        _quiet.info(
+            "refused a connection from origin %r: %s",
+            origin[:200],
+            "not in PNS_ALLOWED_ORIGINS"
+            if allowed is not None
+            else "not this node's own origin (set PNS_ALLOWED_ORIGINS to allow it)",
+        )
+        return False
+
+    def _allowed(origin: str, environ: dict[str, Any]) -> bool:
         if allowed is not None:
             return origin in allowed
         # Same origin only: the origin this request was addressed to.

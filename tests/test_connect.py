@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import jwt
@@ -169,6 +170,26 @@ async def test_without_allowed_origins_only_the_same_origin_connects(
         await connect(node, auth=good, headers={"Origin": "https://elsewhere.example.com"})
     device = await connect(node, auth=good, headers={"Origin": node.url})
     await device.wait_count(0)
+
+
+async def test_a_refused_origin_is_logged_and_counted(
+    start_node, connect, sqlite_url, caplog
+) -> None:
+    """The browser shows only a failed connection: the node says which origin and why."""
+    caplog.set_level(logging.INFO, logger="pns_sio")
+    node = await start_node(
+        node_settings(
+            demo=False,
+            store_url=sqlite_url,
+            jwt_secret=SECRET,
+            allowed_origins=("https://app.example.com",),
+        )
+    )
+    with pytest.raises(ConnectRefused):
+        await connect(node, auth={"token": token("42")}, headers={"Origin": "https://x.example"})
+    assert "refused a connection from origin 'https://x.example'" in caplog.text
+    assert "PNS_ALLOWED_ORIGINS" in caplog.text
+    assert node.metric("pns_connects_total", outcome="origin_refused") == 1
 
 
 async def test_a_users_devices_share_the_count(node, connect, http) -> None:
