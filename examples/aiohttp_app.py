@@ -5,7 +5,8 @@ notifications with the asyncio ``Publisher``. PNS nodes verify the token
 (``PNS_JWT_SECRET`` = this app's ``JWT_SECRET``).
 
     export PNS_STORE_URL=sqlite:///pns.db PNS_REDIS_URL=redis://127.0.0.1:6379/0
-    export JWT_SECRET=change-me-to-32-random-bytes... PNS_URL=http://127.0.0.1:8080
+    export JWT_SECRET=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')
+    export PNS_URL=http://127.0.0.1:8080
     PNS_JWT_SECRET=$JWT_SECRET PNS_ALLOWED_ORIGINS=http://127.0.0.1:8000 pns serve &
     python examples/aiohttp_app.py
 """
@@ -25,20 +26,32 @@ from pns_sio import Publisher
 PUBLISHER = web.AppKey("publisher", Publisher)
 PAGE = """<!doctype html><title>aiohttp + PNS</title>
 <p>User {user}. Unseen: <b id="count">?</b></p>
-<form method="post" action="/notify?user={user}"><button>Notify me</button></form>
+<button id="notify">Notify me</button>
 <script src="{pns}/pns-client.js"></script>
 <script>
   const token = async () => (await (await fetch("/token?user={user}")).json()).token;
   const client = new PNS.PNSClient({{url: "{pns}", token}});
   client.onCount((n) => document.getElementById("count").textContent = n);
+  // The page stays: the new count arrives through PNS.
+  const notify = () => fetch("/notify?user={user}", {{method: "POST"}});
+  document.getElementById("notify").onclick = notify;
 </script>"""
+MIN_SECRET_BYTES = 32  # what PNS requires of PNS_JWT_SECRET
+
+
+def jwt_secret() -> str:
+    """The secret shared with the PNS nodes: no default, and as long as PNS requires."""
+    secret = os.environ.get("JWT_SECRET", "")
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise SystemExit(f"JWT_SECRET: set it to at least {MIN_SECRET_BYTES} random bytes")
+    return secret
 
 
 def token_for(user_id: str) -> str:
     """A 10-minute token; the PNS client asks for a fresh one on every reconnect."""
     now = int(time.time())
     claims = {"sub": user_id, "sid": uuid.uuid4().hex, "iat": now, "exp": now + 600}
-    return jwt.encode(claims, os.environ.get("JWT_SECRET", "change-me"), "HS256")
+    return jwt.encode(claims, jwt_secret(), "HS256")
 
 
 async def page(request: web.Request) -> web.Response:
@@ -74,4 +87,5 @@ def create_app(publisher: Publisher | None = None) -> web.Application:
 
 
 if __name__ == "__main__":
-    web.run_app(create_app(), port=8000)
+    jwt_secret()  # fails at start, not at the first token
+    web.run_app(create_app(), host="127.0.0.1", port=8000)

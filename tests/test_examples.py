@@ -62,3 +62,30 @@ async def test_aiohttp_example_token_connects_and_its_notify_reaches_the_device(
     response = await client.post("/notify?user=42")
     assert response.status == 201
     await device.wait_count(1)
+
+
+async def test_the_examples_are_safe_to_copy(
+    aiohttp_client, monkeypatch, sqlite_url, redis_server
+) -> None:
+    """They refuse a short or missing secret, and their button keeps the page (the
+    count arrives through PNS, not as a page of raw JSON)."""
+    import pytest
+
+    monkeypatch.setenv("JWT_SECRET", "short")
+    with pytest.raises(SystemExit, match="at least 32"):
+        aiohttp_app.token_for("42")
+    urls = {"store_url": sqlite_url, "redis_url": redis_server.url}
+    monkeypatch.setenv("SECRET_KEY", "")
+    with pytest.raises(SystemExit, match="at least 32"):
+        flask_app.create_app(SyncPublisher(**urls))
+
+    monkeypatch.setenv("SECRET_KEY", "flask-example-secret-0123456789abcdef")
+    app = flask_app.create_app(SyncPublisher(**urls))
+    with app.test_client() as browser:
+        browser.post("/login", data={"user_id": "42"})
+        flask_page = browser.get("/").get_data(as_text=True)
+    client = await aiohttp_client(aiohttp_app.create_app(Publisher(**urls)))
+    aiohttp_page = await (await client.get("/?user=42")).text()
+    for page in (flask_page, aiohttp_page):
+        assert 'id="notify"' in page
+        assert 'action="/notify' not in page
