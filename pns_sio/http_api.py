@@ -80,7 +80,7 @@ class NotificationsAPI:
     def __init__(self, notifier: Notifier, keys: IdempotencyKeys, settings: Settings) -> None:
         self.notifier = notifier
         self.keys = keys
-        self.token = settings.api_token
+        self.tokens = tuple(token.encode() for token in settings.api_tokens)
         self.open = settings.demo
         self.max_body = settings.max_body_bytes
         self.max_data = settings.max_notification_bytes
@@ -107,7 +107,7 @@ class NotificationsAPI:
     def _check_identity(self, request: web.Request) -> None:
         if self.open:
             return
-        if self.token is None:
+        if not self.tokens:
             raise NotFound("the HTTP API is off on this node: set PNS_API_TOKEN to enable it")
         address = client_address(
             request.remote, request.headers.get("X-Forwarded-For"), self.trusted_proxies
@@ -120,10 +120,12 @@ class NotificationsAPI:
             )
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
-        # Constant time, so response timing says nothing about the token.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            presented.strip().encode(), self.token.encode()
-        ):
+        candidate = presented.strip().encode()
+        # Constant time, and every token compared: timing says nothing about any of them.
+        matched = False
+        for token in self.tokens:
+            matched |= hmac.compare_digest(candidate, token)
+        if scheme.lower() != "bearer" or not matched:
             failures.take()
             raise Unauthorized("missing or wrong API token")
 

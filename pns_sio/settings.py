@@ -52,6 +52,8 @@ class Settings:
     allowed_origins: tuple[str, ...] | None = None
     auth: AuthMode | None = None
     jwt_secret: str | None = field(default=None, repr=False)
+    # The secret before the current one, still accepted while tokens signed with it live.
+    jwt_previous_secret: str | None = field(default=None, repr=False)
     jwt_public_key: str | None = field(default=None, repr=False)
     jwt_algorithm: JWTAlgorithm | None = None
     jwt_audience: str | None = None
@@ -95,6 +97,14 @@ class Settings:
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    @property
+    def api_tokens(self) -> tuple[str, ...]:
+        """The HTTP API's tokens: ``PNS_API_TOKEN`` may list several, comma-separated, so
+        a token can be replaced without a moment when no token works."""
+        if self.api_token is None:
+            return ()
+        return tuple(t.strip() for t in self.api_token.split(",") if t.strip())
 
     @property
     def multi_node(self) -> bool:
@@ -219,6 +229,7 @@ _ENV: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     "allowed_origins": (_origins, ("PNS_ALLOWED_ORIGINS",)),
     "auth": (_text, ("PNS_AUTH",)),
     "jwt_secret": (_text, ("PNS_JWT_SECRET",)),
+    "jwt_previous_secret": (_text, ("PNS_JWT_PREVIOUS_SECRET",)),
     "jwt_public_key": (_text, ("PNS_JWT_PUBLIC_KEY",)),
     "jwt_algorithm": (_text, ("PNS_JWT_ALGORITHM",)),
     "jwt_audience": (_text, ("PNS_JWT_AUDIENCE",)),
@@ -429,13 +440,20 @@ def warnings_for(s: Settings) -> list[str]:
 
 
 def _validate_secrets(s: Settings) -> None:
-    for name, value in (("jwt_secret", s.jwt_secret), ("api_token", s.api_token)):
+    secrets = [("jwt_secret", s.jwt_secret), ("jwt_previous_secret", s.jwt_previous_secret)]
+    if s.api_token is not None:
+        secrets += [("api_token", token) for token in s.api_tokens or ("",)]
+    for name, value in secrets:
         if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+            several = name == "api_token" and len(s.api_tokens) > 1
             raise SettingsError(
-                f"{_var(name)} is {len(value.encode())} bytes: use at least "
+                f"{_var(name)}{' has a token that' if several else ''} is "
+                f"{len(value.encode())} bytes: use at least "
                 f"{MIN_SECRET_BYTES} random bytes (e.g. python -c "
                 "'import secrets; print(secrets.token_urlsafe(32))')"
             )
+    if s.jwt_previous_secret and not s.jwt_secret:
+        raise SettingsError("PNS_JWT_PREVIOUS_SECRET needs PNS_JWT_SECRET (the current one)")
 
 
 def _validate_auth(s: Settings) -> None:

@@ -23,9 +23,9 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
             "URL path, default `pns`; collection `notifications`). A SQLite path after "
             "`sqlite:///` is relative to the working directory; four slashes "
             "(`sqlite:////var/lib/pns/pns.db`) make it absolute; missing directories are "
-            "created, readable by their owner only; the node logs the absolute path when it "
-            "is ready. MongoDB writes wait for a majority (`w=majority`) unless the URL "
-            "says otherwise (`?w=1`)"
+            "created, readable by their owner only; the node logs the absolute path when "
+            "it is ready. MongoDB writes wait for a majority (`w=majority`) unless the "
+            "URL says otherwise (`?w=1`)"
         ),
     ),
     "redis_url": (
@@ -51,16 +51,18 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
     "api_token": (
         "unset",
         (
-            "bearer token of the HTTP API; unset = the API is off (outside demo mode). At "
-            "least 32 bytes, or `pns serve` stops. Wrong tokens are limited per client "
-            "address (10, then 1 a second: `429`)"
+            "bearer token of the HTTP API; several, comma-separated, are all accepted (to "
+            "replace a token: add the new one, move the applications over, remove the old "
+            "one); unset = the API is off (outside demo mode). Each at least 32 bytes, or "
+            "`pns serve` stops. Wrong tokens are limited per client address (10, then 1 a "
+            "second: `429`)"
         ),
     ),
     "ack_timeout": (
         "`30`",
         (
-            "seconds a device has to acknowledge a batch; after that nothing is marked and "
-            "the batch comes again"
+            "seconds a device has to acknowledge a batch; after that nothing is marked "
+            "and the batch comes again"
         ),
     ),
     "store_timeout": (
@@ -79,8 +81,8 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
         "`45`",
         (
             "seconds an Engine.IO session may stay open without joining the namespace "
-            "(Socket.IO's default); every session spends a handshake of its address's budget "
-            "when it opens"
+            "(Socket.IO's default); every session spends a handshake of its address's "
+            "budget when it opens"
         ),
     ),
     "max_message_bytes": (
@@ -106,8 +108,8 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
     "shutdown_grace": (
         "`10`",
         (
-            "on SIGTERM: seconds fetches in flight get to be acknowledged before clients are "
-            "told to reconnect elsewhere"
+            "on SIGTERM: seconds fetches in flight get to be acknowledged before clients "
+            "are told to reconnect elsewhere"
         ),
     ),
     "log_level": (
@@ -117,23 +119,23 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
     "event_loop": (
         "`auto`",
         (
-            "`auto` (uvloop when installed: it is a dependency except on Windows), `uvloop`, "
-            "`asyncio`"
+            "`auto` (uvloop when installed: it is a dependency except on Windows), "
+            "`uvloop`, `asyncio`"
         ),
     ),
     "demo_public": (
         "off",
         (
-            "let demo mode bind to a non-loopback address; without it, demo mode refuses to "
-            "start on one"
+            "let demo mode bind to a non-loopback address; without it, demo mode refuses "
+            "to start on one"
         ),
     ),
     "demo": (
         "off",
         (
-            'demo mode: anyone connects as any user (`auth: {"user_id": …}`), every origin '
-            "is allowed, the HTTP API needs no token. Logs a loud warning. Never in "
-            "production"
+            'demo mode: anyone connects as any user (`auth: {"user_id": …}`), every '
+            "origin is allowed, the HTTP API needs no token. Logs a loud warning. Never "
+            "in production"
         ),
     ),
     "event_rate": (
@@ -167,8 +169,8 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
     "trusted_proxies": (
         "unset",
         (
-            "comma-separated addresses or networks of your reverse proxies; only from them "
-            "is `X-Forwarded-For` believed for the client address"
+            "comma-separated addresses or networks of your reverse proxies; only from "
+            "them is `X-Forwarded-For` believed for the client address"
         ),
     ),
     "max_queued_frames": (
@@ -184,6 +186,15 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
         (
             "HMAC secret (HS256 unless `PNS_JWT_ALGORITHM` says HS384/HS512); at least 32 "
             "bytes, or `pns serve` stops"
+        ),
+    ),
+    "jwt_previous_secret": (
+        "unset",
+        (
+            "the HMAC secret before `PNS_JWT_SECRET`, still accepted (a token whose "
+            "signature fails with the current secret is tried with it): rotate by making "
+            "the new secret current and the old one previous, then unset it once the old "
+            "tokens have expired. At least 32 bytes"
         ),
     ),
     "jwt_public_key": (
@@ -219,9 +230,9 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
     "session_secret": (
         "unset",
         (
-            "the application's Flask `SECRET_KEY`: PNS reads Flask's default signed session "
-            "cookie. Whatever its length (it must equal the app's); under 32 bytes `pns "
-            "serve` warns"
+            "the application's Flask `SECRET_KEY`: PNS reads Flask's default signed "
+            "session cookie. Whatever its length (it must equal the app's); under 32 "
+            "bytes `pns serve` warns"
         ),
     ),
     "session_cookie": (
@@ -239,9 +250,9 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
     "auth_url": (
         "unset",
         (
-            "forward mode: the application's endpoint PNS calls (GET) with the handshake's "
-            '`Cookie` and `Authorization`; a `200 {"user_id": …, "device_id": …}` accepts, '
-            "4xx refuses, anything else answers `unavailable`"
+            "forward mode: the application's endpoint PNS calls (GET) with the "
+            'handshake\'s `Cookie` and `Authorization`; a `200 {"user_id": …, "device_id": '
+            "…}` accepts, 4xx refuses, anything else answers `unavailable`"
         ),
     ),
     "auth_cache_ttl": (

@@ -143,3 +143,41 @@ async def test_the_sqlite_files_are_readable_by_their_owner_only(tmp_path) -> No
             assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
     finally:
         await store.close()
+
+
+OLD_SECRET = "secrets-tests-old-secret-0123456789abcd"
+
+
+async def test_a_jwt_secret_rotates_with_the_previous_one_still_accepted() -> None:
+    def token(key: str, sub: str) -> str:
+        return jwt.encode({"sub": sub, "exp": 2**40}, key, "HS256")
+
+    rotating = JWTAuthenticator(Settings(jwt_secret=SECRET, jwt_previous_secret=OLD_SECRET))
+    assert (
+        await rotating.authenticate(Handshake(auth={"token": token(SECRET, "1")}))
+    ).user_id == "1"
+    assert (
+        await rotating.authenticate(Handshake(auth={"token": token(OLD_SECRET, "2")}))
+    ).user_id == "2"
+    with pytest.raises(Unauthorized):
+        await rotating.authenticate(Handshake(auth={"token": token("x" * 40, "3")}))
+    # Once the previous secret is unset, its tokens are refused.
+    current = JWTAuthenticator(Settings(jwt_secret=SECRET))
+    with pytest.raises(Unauthorized):
+        await current.authenticate(Handshake(auth={"token": token(OLD_SECRET, "2")}))
+    with pytest.raises(SettingsError, match="PNS_JWT_PREVIOUS_SECRET is 5 bytes"):
+        Settings(jwt_secret=SECRET, jwt_previous_secret="short")
+
+
+async def test_several_api_tokens_are_accepted_at_once(start_node, http) -> None:
+    second = "second-api-token-0123456789abcdef012345"
+    node = await start_node(demo=False, jwt_secret=SECRET, api_token=f"{API_TOKEN}, {second}")
+    for token, status in ((API_TOKEN, 201), (second, 201), ("w" * 40, 401)):
+        async with http.post(
+            f"{node.url}/api/v1/notifications",
+            json={"user_id": "42", "data": {}},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response:
+            assert response.status == status, await response.text()
+    with pytest.raises(SettingsError, match="PNS_API_TOKEN has a token that is 5 bytes"):
+        Settings(api_token=f"{API_TOKEN},short")

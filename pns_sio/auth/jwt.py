@@ -56,6 +56,8 @@ class JWTAuthenticator:
     def __init__(self, settings: Settings) -> None:
         self._key: Any
         self._algorithm: JWTAlgorithm
+        # Tried after the current key fails on the signature alone (a rotation).
+        self._previous_key: Any = settings.jwt_previous_secret
         if settings.jwt_secret:
             self._key = settings.jwt_secret
             self._algorithm = settings.jwt_algorithm or "HS256"
@@ -91,15 +93,12 @@ class JWTAuthenticator:
         if token is None:
             return _refuse("no token", handshake)
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[self._algorithm],  # one algorithm: no alg none, no HS/RS confusion
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=LEEWAY,
-                options=self._options,
-            )
+            try:
+                claims = self._decode(token, self._key)
+            except jwt.InvalidSignatureError:
+                if self._previous_key is None:
+                    raise
+                claims = self._decode(token, self._previous_key)
         except jwt.PyJWTError as exc:
             return _refuse(f"{type(exc).__name__}: {exc}", handshake)
         user_id = user_id_of(claims.get("sub"))
@@ -111,6 +110,18 @@ class JWTAuthenticator:
             device_id=_device_id(claims, token),
             expires_at=float(exp) if exp is not None else None,
         )
+
+    def _decode(self, token: str, key: Any) -> dict[str, Any]:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[self._algorithm],  # one algorithm: no alg none, no HS/RS confusion
+            audience=self._audience,
+            issuer=self._issuer,
+            leeway=LEEWAY,
+            options=self._options,
+        )
+        return claims
 
     async def close(self) -> None:
         """Nothing to release."""
