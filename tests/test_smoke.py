@@ -125,3 +125,29 @@ def test_an_unreachable_store_is_named_with_its_cause(tmp_path: Path) -> None:
     assert f"cannot open the store mongodb://app:***@127.0.0.1:{port}/pns" in done.stderr
     assert "Connect call failed" in done.stderr or "refused" in done.stderr.lower()
     assert "s3cret-pw" not in done.stderr
+
+
+async def test_the_node_says_where_its_sqlite_file_is_once_it_listens(tmp_path: Path) -> None:
+    """A relative sqlite:/// path is relative to the working directory: the node names
+    the absolute file when it is ready, and only once it listens."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PNS_")}
+    env.update(PNS_PORT=str(free_port()), PNS_STORE_URL="sqlite:///data/pns.db")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pns_sio",
+        "serve",
+        "--demo",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        assert proc.stdout is not None
+        ready = await read_until(proc.stdout, "node ready", timeout=30)
+        assert f"SQLite file {tmp_path / 'data' / 'pns.db'}" in ready
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            await proc.wait()
