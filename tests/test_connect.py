@@ -10,6 +10,8 @@ import pytest
 from aiohttp import web
 from flask import Flask, session
 
+from pns_sio.settings import Settings
+
 from .support.api import notify
 from .support.devices import ConnectDevice, ConnectRefused
 from .support.nodes import StartNode, node_settings
@@ -142,15 +144,18 @@ async def test_forward_node_says_unavailable_when_the_app_is_down(
     assert refused.value.error == {"message": "unavailable", "data": {"code": "unavailable"}}
 
 
-async def test_foreign_origin_is_refused(start_node, connect, sqlite_url) -> None:
-    node = await start_node(
-        node_settings(
-            demo=False,
-            store_url=sqlite_url,
-            jwt_secret=SECRET,
-            allowed_origins=("https://app.example.com",),
-        )
+def app_origin_only(sqlite_url: str) -> Settings:
+    """A JWT node that lets browsers on https://app.example.com connect, and no other."""
+    return node_settings(
+        demo=False,
+        store_url=sqlite_url,
+        jwt_secret=SECRET,
+        allowed_origins=("https://app.example.com",),
     )
+
+
+async def test_foreign_origin_is_refused(start_node, connect, sqlite_url) -> None:
+    node = await start_node(app_origin_only(sqlite_url))
     good = {"token": token("42")}
     with pytest.raises(ConnectRefused):
         await connect(node, auth=good, headers={"Origin": "https://evil.example.com"})
@@ -177,14 +182,7 @@ async def test_a_refused_origin_is_logged_and_counted(
 ) -> None:
     """The browser shows only a failed connection: the node says which origin and why."""
     caplog.set_level(logging.INFO, logger="pns_sio")
-    node = await start_node(
-        node_settings(
-            demo=False,
-            store_url=sqlite_url,
-            jwt_secret=SECRET,
-            allowed_origins=("https://app.example.com",),
-        )
-    )
+    node = await start_node(app_origin_only(sqlite_url))
     with pytest.raises(ConnectRefused):
         await connect(node, auth={"token": token("42")}, headers={"Origin": "https://x.example"})
     assert "refused a connection from origin 'https://x.example'" in caplog.text

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +20,7 @@ from .support.api import API_TOKEN, notify
 from .support.databases import fresh_mongo_database
 from .support.outages import sqlite_write_locked
 from .support.ports import free_port
+from .support.processes import run_pns
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -34,15 +33,7 @@ async def devices_of(connect, cluster, user: str = "42"):
 
 
 def run_cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pns_sio", "notify", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **env},
-    )
+    return run_pns("notify", *args, env=env, stdin=stdin)
 
 
 async def test_async_publisher_reaches_devices_on_every_node(

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import stat
-import subprocess
-import sys
 
 import jwt
 import pytest
@@ -20,6 +17,7 @@ from pns_sio.settings import Settings, redact_url, warnings_for
 from pns_sio.store import open_store
 
 from .support.api import API_TOKEN
+from .support.processes import run_pns
 
 SECRET = "secrets-tests-secret-0123456789abcdef"
 
@@ -42,15 +40,7 @@ async def test_a_jwt_without_exp_is_refused_unless_allowed() -> None:
     [("PNS_JWT_SECRET", "short-secret"), ("PNS_API_TOKEN", "x" * 31)],
 )
 def test_a_short_secret_stops_pns_serve_with_one_line(variable, value) -> None:
-    env = {**os.environ, "PNS_JWT_SECRET": SECRET, variable: value, "PNS_PORT": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "pns_sio", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_pns("serve", env={"PNS_JWT_SECRET": SECRET, variable: value, "PNS_PORT": "1"})
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert variable in done.stderr and "32" in done.stderr
@@ -117,17 +107,8 @@ async def test_pns_notify_reads_its_token_from_a_file(node, connect, tmp_path) -
     device = await connect(node, "42")
     token_file = tmp_path / "token"
     token_file.write_text(API_TOKEN + "\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PNS_")}
     args = ["notify", "--url", node.url, "--user", "42", "--data", "{}"]
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "pns_sio", *args, "--token-file", str(token_file)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = await asyncio.to_thread(run_pns, *args, "--token-file", str(token_file))
     assert done.returncode == 0, done.stderr
     await device.wait_count(1)
 

@@ -13,6 +13,8 @@ from pns_sio.cli import _parser, load_settings
 from pns_sio.errors import SettingsError
 from pns_sio.settings import _ENV, Settings
 
+from .support.processes import run_pns
+
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 AUTH = {"PNS_JWT_SECRET": "x" * 32}
 
@@ -44,14 +46,7 @@ def test_every_flag_says_what_the_documentation_says() -> None:
     from pns_sio.settings_doc import FLAG_HELP
 
     assert _documented_rows() == FLAG_HELP, "pns_sio/settings_doc.py and the page differ"
-    text = " ".join(
-        subprocess.run(
-            [sys.executable, "-m", "pns_sio", "serve", "--help"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-    )
+    text = " ".join(run_pns("serve", "--help").stdout.split())
     assert "overrides PNS_" not in text
     # Each flag with its meaning's first words and its default.
     assert "--ack-timeout VALUE seconds a device has to acknowledge a batch" in text
@@ -62,9 +57,7 @@ def test_every_flag_says_what_the_documentation_says() -> None:
 def test_pns_version() -> None:
     from pns_sio import __version__
 
-    done = subprocess.run(
-        [sys.executable, "-m", "pns_sio", "--version"], check=False, capture_output=True, text=True
-    )
+    done = run_pns("--version")
     assert done.returncode == 0
     assert done.stdout.strip() == f"pns {__version__}"
 

@@ -14,6 +14,7 @@ from pns_sio.wire import EV_DISCONNECT
 
 from .support.devices import Device
 from .support.ports import free_port
+from .support.processes import run_pns
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,22 +81,13 @@ def test_a_taken_port_is_named_with_the_setting_that_changes_it(tmp_path: Path) 
     """`make run` twice: the second node says the port is taken and how to choose
     another, and never says it is ready."""
     import socket
-    import subprocess
 
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PNS_")}
-        env.update(PNS_PORT=str(port), PNS_STORE_URL=f"sqlite:///{tmp_path / 'pns.db'}")
-        done = subprocess.run(
-            [sys.executable, "-m", "pns_sio", "serve", "--demo"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        env = {"PNS_PORT": str(port), "PNS_STORE_URL": f"sqlite:///{tmp_path / 'pns.db'}"}
+        done = run_pns("serve", "--demo", env=env)
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "PNS_PORT or --port" in done.stderr
@@ -104,23 +96,13 @@ def test_a_taken_port_is_named_with_the_setting_that_changes_it(tmp_path: Path) 
 
 
 def test_an_unreachable_store_is_named_with_its_cause(tmp_path: Path) -> None:
-    import subprocess
-
     port = free_port()  # nothing listens there
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PNS_")}
-    env.update(
-        PNS_STORE_URL=f"mongodb://app:s3cret-pw@127.0.0.1:{port}/pns",
-        PNS_STORE_TIMEOUT="1",
-        PNS_PORT=str(free_port()),
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "pns_sio", "serve", "--demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = {
+        "PNS_STORE_URL": f"mongodb://app:s3cret-pw@127.0.0.1:{port}/pns",
+        "PNS_STORE_TIMEOUT": "1",
+        "PNS_PORT": str(free_port()),
+    }
+    done = run_pns("serve", "--demo", env=env)
     assert done.returncode == 1
     assert f"cannot open the store mongodb://app:***@127.0.0.1:{port}/pns" in done.stderr
     assert "Connect call failed" in done.stderr or "refused" in done.stderr.lower()

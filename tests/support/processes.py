@@ -18,6 +18,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -114,6 +115,29 @@ def _read_from(path: Path, offset: int) -> str:
     with path.open("rb") as log:
         log.seek(offset)
         return log.read().decode(errors="replace")
+
+
+def run_pns(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``pns`` command (``python -m pns_sio ARGS``) to its end: none of the
+    caller's own ``PNS_*`` variables, ``env`` on top; output captured as text."""
+    child = {k: v for k, v in os.environ.items() if not k.startswith("PNS_")}
+    child.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pns_sio", *args],
+        env=child,
+        input=stdin,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def parse_metrics(text: str) -> dict[str, float]:
