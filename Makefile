@@ -22,12 +22,19 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	PNS_PORT=$(PNS_PORT) $(BIN)/pns serve --demo
 
-## system-deps: redis-server from the system packages when missing (needs root).
+## system-deps: redis-server and nginx from the system packages when missing (needs root).
+# nginx lives in /usr/sbin, off a user's PATH. Without it (and without root) the
+# reverse-proxy tests skip and say so; without redis-server nothing runs.
 system-deps:
-	@if ! command -v redis-server >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
-	  else echo "redis-server is missing: install it (apt-get install redis-server)"; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  elif ! command -v redis-server >/dev/null 2>&1; then \
+	    echo "missing:$$missing: install it (apt-get install$$missing)"; exit 1; \
+	  else echo "nginx is missing: the reverse-proxy tests will be skipped (apt-get install nginx)"; fi; \
 	fi
 
 ## mongo-venv: the MongoDB wire-protocol stand-in (mongoeco, Python 3.13) for store tests.
