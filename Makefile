@@ -1,5 +1,5 @@
 # PNS: `make run` starts one demo node; `make test` runs every test.
-# Both create the virtualenvs and install what they need (redis-server too).
+# Both create the virtualenvs and install what they need (redis-server, nginx and chromium too).
 
 PYTHON ?= python3
 VENV := .venv

@@ -58,6 +58,14 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
         pytest.fail(f"{len(pending)} tasks still running after the test: {'; '.join(names)}")
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which optional parts run (the MongoDB one is in tests/support/mongo.py)."""
+    from .support.nginx import nginx_binary
+
+    found = nginx_binary()
+    return f"nginx: {found}" if found else "nginx: not installed (the reverse-proxy tests skip)"
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
     server = RedisProcess(tmp_path_factory.mktemp("redis"))
