@@ -21,6 +21,7 @@ from pns_sio.store import NotificationStore, open_store
 from .support.databases import fresh_mongo_database
 from .support.devices import ConnectDevice, Device
 from .support.nodes import RunningNode, StartNode, node_settings
+from .support.processes import NodeProcesses, SpawnNode
 from .support.redis import RedisProcess
 
 pytest_plugins = ["tests.support.mongo"]
@@ -112,6 +113,17 @@ async def start_node(sqlite_url: str) -> AsyncIterator[StartNode]:
     yield start
     for node in reversed(started):
         await node.stop()
+
+
+@pytest.fixture
+async def spawn_node(tmp_path: Path, sqlite_url: str) -> AsyncIterator[SpawnNode]:
+    """Factory: a ``pns serve`` subprocess on the test's SQLite store; all stopped at the end."""
+    nodes = NodeProcesses(tmp_path, store_url=sqlite_url)
+    try:
+        yield nodes.spawn
+    finally:
+        await nodes.close()
+        print(nodes.report())  # pytest shows it only when the test failed
 
 
 @pytest.fixture

@@ -25,25 +25,12 @@ from pns_sio.wire import EV_DISCONNECT
 
 from .support.api import API_TOKEN
 from .support.devices import ConnectRefused, Device, reconnecting
-from .support.processes import NodeProcess, NodeProcesses
+from .support.processes import NodeProcess
 from .support.proxy import RoundRobinProxy
 
 FROZEN_CLIENT = Path(__file__).parent / "support" / "frozen_client.py"
 WAIT = 15.0  # generous deadline for things that normally take milliseconds
 EXIT_BOUND = 5.0  # seconds a node may take to exit once nothing holds its drain
-
-SpawnNode = Callable[..., Awaitable[NodeProcess]]
-
-
-@pytest.fixture
-async def spawn_node(tmp_path: Path, sqlite_url: str) -> AsyncIterator[SpawnNode]:
-    """Factory: a ``pns serve`` subprocess on the test's SQLite store; all stopped at the end."""
-    nodes = NodeProcesses(tmp_path, store_url=sqlite_url)
-    try:
-        yield nodes.spawn
-    finally:
-        await nodes.close()
-        print(nodes.report())  # pytest shows it only when the test failed
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from pns_sio.settings import Settings
 from .support.api import AUTH, notify
 from .support.devices import ConnectRefused, Device, reconnecting
 from .support.nginx import SHIPPED_SITE, NginxProcess, Request, nginx_binary
-from .support.processes import NodeProcess, NodeProcesses
+from .support.processes import NodeProcess, SpawnNode
 from .support.redis import RedisProcess
 from .support.waiting import eventually
 
@@ -46,20 +46,8 @@ NGINX_ADDRESS = "127.0.0.1"  # where nginx's connections to the nodes come from
 # A node as in production: JWTs, an API token, nginx trusted for X-Forwarded-For.
 SECURED: dict[str, Any] = {"demo": False, "jwt_secret": SECRET, "trusted_proxies": NGINX_ADDRESS}
 
-SpawnNode = Callable[..., Awaitable[NodeProcess]]
 StartNginx = Callable[..., Awaitable[NginxProcess]]
 MakeDevice = Callable[..., Device]
-
-
-@pytest.fixture
-async def spawn_node(tmp_path: Path, sqlite_url: str) -> AsyncIterator[SpawnNode]:
-    """Factory: a ``pns serve`` subprocess on the test's SQLite store, trusting nginx."""
-    nodes = NodeProcesses(tmp_path, store_url=sqlite_url, trusted_proxies=NGINX_ADDRESS)
-    try:
-        yield nodes.spawn
-    finally:
-        await nodes.close()
-        print(nodes.report())  # pytest shows it only when the test failed
 
 
 @pytest.fixture
@@ -89,7 +77,7 @@ def session_at(address: str) -> aiohttp.ClientSession:
 
 
 @pytest.fixture
-async def make_device() -> AsyncIterator[Callable[..., Device]]:
+async def make_proxied_device() -> AsyncIterator[Callable[..., Device]]:
     """Factory: an unconnected device talking TLS to nginx, from ``address``."""
     made: list[Device] = []
     sessions: list[aiohttp.ClientSession] = []
@@ -130,16 +118,21 @@ def reconnected(device: Device) -> Callable[[], bool]:
 async def test_websocket_and_long_polling_devices_through_nginx_survive_a_node_crash(
     spawn_node: SpawnNode,
     start_nginx: StartNginx,
-    make_device: MakeDevice,
+    make_proxied_device: MakeDevice,
     redis_server: RedisProcess,
 ) -> None:
     # A ping a second: an idle long-poll is answered (with a ping) every second.
-    timing = {"redis_url": redis_server.url, "ping_interval": 1, "ping_timeout": 5}
+    timing = {
+        "redis_url": redis_server.url,
+        "ping_interval": 1,
+        "ping_timeout": 5,
+        "trusted_proxies": NGINX_ADDRESS,
+    }
     a, b = await asyncio.gather(spawn_node("a", **timing), spawn_node("b", **timing))
     await wait_subscribed(a, b)
     nginx = await start_nginx(a, b)
-    ws = make_device(name="ws", **reconnecting())
-    poll = make_device(name="poll", **reconnecting())
+    ws = make_proxied_device(name="ws", **reconnecting())
+    poll = make_proxied_device(name="poll", **reconnecting())
     await ws.connect(nginx.url, auth={"user_id": "42"}, transports=["websocket"])
     await poll.connect(nginx.url, auth={"user_id": "42"}, transports=["polling"])
     for device in (ws, poll):
@@ -239,50 +232,50 @@ async def test_wrong_api_tokens_are_limited_by_the_address_nginx_saw(
 
 @needs_nginx
 async def test_handshakes_are_limited_by_the_address_nginx_saw(
-    spawn_node: SpawnNode, start_nginx: StartNginx, make_device: MakeDevice
+    spawn_node: SpawnNode, start_nginx: StartNginx, make_proxied_device: MakeDevice
 ) -> None:
     node = await spawn_node("a", **SECURED, handshake_rate=0.001, handshake_burst=2)
     nginx = await start_nginx(node)
     # Through /socket.io/: two handshakes from Mallory's address, whatever she forges.
     for n in range(2):
-        device = make_device("127.0.0.2", name=f"mallory{n}")
+        device = make_proxied_device("127.0.0.2", name=f"mallory{n}")
         await device.connect(
             nginx.url, auth={"token": token("7")}, headers={"X-Forwarded-For": f"203.0.113.{n}"}
         )
         await device.wait_count(0)
-    third = make_device("127.0.0.2", name="mallory2")
+    third = make_proxied_device("127.0.0.2", name="mallory2")
     with pytest.raises(ConnectRefused) as refused:
         await third.connect(
             nginx.url, auth={"token": token("7")}, headers={"X-Forwarded-For": "203.0.113.9"}
         )
     assert refused.value.error["data"] == {"code": "rate_limited"}
     # Alice, at another address, is let in.
-    alice = make_device("127.0.0.3", name="alice")
+    alice = make_proxied_device("127.0.0.3", name="alice")
     await alice.connect(nginx.url, auth={"token": token("42")})
     await alice.wait_count(0)
 
 
 @needs_nginx
 async def test_the_same_origin_is_the_one_the_browser_dialled_at_nginx(
-    spawn_node: SpawnNode, start_nginx: StartNginx, make_device: MakeDevice
+    spawn_node: SpawnNode, start_nginx: StartNginx, make_proxied_device: MakeDevice
 ) -> None:
     # PNS_ALLOWED_ORIGINS unset: only the node's own origin, which behind nginx is
     # the scheme and host nginx passes on (X-Forwarded-Proto, X-Forwarded-Host).
     node = await spawn_node("a", **SECURED)
     nginx = await start_nginx(node)
-    page = make_device(name="same-origin page")
+    page = make_proxied_device(name="same-origin page")
     await page.connect(nginx.url, auth={"token": token("42")}, headers={"Origin": nginx.url})
     await page.wait_count(0)
     # Without those headers the node would know only its own http://127.0.0.1 and
     # refuse that page; with them, http:// is not what the browser dialled.
-    plain = make_device(name="plain-http origin")
+    plain = make_proxied_device(name="plain-http origin")
     with pytest.raises(ConnectRefused):
         await plain.connect(
             nginx.url,
             auth={"token": token("42")},
             headers={"Origin": nginx.url.replace("https://", "http://")},
         )
-    foreign = make_device(name="foreign page")
+    foreign = make_proxied_device(name="foreign page")
     with pytest.raises(ConnectRefused):
         await foreign.connect(
             nginx.url, auth={"token": token("42")}, headers={"Origin": "https://evil.example"}

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -352,3 +352,7 @@ class NodeProcesses:
             status = "running" if node.running else f"exit {node.proc and node.proc.returncode}"
             parts.append(f"===== {node.name} ({node.url}, {status}) {node.log}\n{node.tail()}")
         return "\n".join(parts)
+
+
+# The spawn_node fixture: start a named ``pns serve`` node with these settings.
+SpawnNode = Callable[..., Awaitable[NodeProcess]]
