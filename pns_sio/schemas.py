@@ -18,8 +18,10 @@ from .store import JSONObject, Notification
 from .wire import FETCH_LIMIT_DEFAULT, FETCH_LIMIT_MAX
 
 MAX_USER_ID_LENGTH = 256
-# Each id in an acknowledgement's ``received``.
-MAX_NOTIFICATION_ID_LENGTH = 64
+# Each id in an acknowledgement's ``received``. An application's own records may carry
+# string ids of its choosing (docs/protocol.md): the bound only keeps a hostile
+# acknowledgement small, so it is far above any id a store hands out.
+MAX_NOTIFICATION_ID_LENGTH = 1024
 # An Idempotency-Key header: 1 to this many printable ASCII characters, no spaces.
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 

@@ -210,3 +210,27 @@ async def test_store_failure_at_ack_marks_nothing_and_answers_unavailable(
     assert device.sio.connected
     assert await unseen(node, "42") == 1
     assert await device.fetch() == {"ok": True, "delivered": 1, "has_more": False}
+
+
+async def test_a_record_the_application_inserted_with_a_long_string_id_is_acknowledged_by_id(
+    node, connect, sqlite_url
+) -> None:
+    """PROTOCOL: an application's own records (string ids of its choosing) are delivered
+    and acknowledged like any other, naming them in ``received`` included."""
+    import sqlite3
+
+    long_id = "order-" + "7" * 200
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            "INSERT INTO notifications VALUES (?, '42', '{\"text\": \"shipped\"}', ?, NULL)",
+            (long_id, "2026-01-01T00:00:00.000000+00:00"),
+        )
+    await node.node.notifier.announce("42", long_id)
+    device = await connect(node, "42", ack_mode="manual")
+    await device.wait_count(1)
+    fetching = asyncio.create_task(device.fetch())
+    batch, future = await device.next_batch()
+    assert [n["id"] for n in batch["notifications"]] == [long_id]
+    future.set_result({"received": [long_id]})
+    assert await fetching == {"ok": True, "delivered": 1, "has_more": False}
+    assert await unseen(node, "42") == 0
