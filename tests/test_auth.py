@@ -215,6 +215,16 @@ async def test_jwt_without_a_usable_sub_is_refused(sub: Any) -> None:
     await refused(hmac_node(), Handshake(auth={"token": hs(payload)}))
 
 
+@pytest.mark.parametrize("sub", ["   ", "u" * 257], ids=["blank", "257-characters"])
+async def test_a_user_id_nothing_could_notify_is_refused_at_connect(sub: str) -> None:
+    """The HTTP API and the publishers take user ids of 1 to 256 characters with
+    something in them; a device under any other id would never hear of anything."""
+    await refused(hmac_node(), Handshake(auth={"token": hs(claims(sub=sub))}))
+    await refused(DemoAuthenticator(), Handshake(auth={"user_id": sub}))
+    longest = hs(claims(sub="u" * 256))
+    assert (await hmac_node().authenticate(Handshake(auth={"token": longest}))).user_id == "u" * 256
+
+
 async def test_jwt_is_read_from_the_configured_cookie() -> None:
     node = hmac_node(jwt_cookie="access_token")
     handshake = Handshake(headers={"cookie": f"theme=dark; access_token={hs(claims())}"})

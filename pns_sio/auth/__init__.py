@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import SettingsError
+from ..schemas import MAX_USER_ID_LENGTH
 from ..settings import Settings
 
 
@@ -67,14 +68,16 @@ class Handshake:
 
 
 def user_id_of(value: object) -> str | None:
-    """A claim or session value as a user id: a non-empty string, or an int as its
-    decimal string (PROTOCOL: "an integer id is sent as its decimal string"); else None.
-    """
+    """A claim or session value as a user id: a string with something in it, or an int
+    as its decimal string (PROTOCOL: "an integer id is sent as its decimal string"), of
+    at most ``MAX_USER_ID_LENGTH`` characters; else None. The same rule as the HTTP API's
+    and the publishers' (``schemas.UserId``): a user who could connect under an id
+    nothing can address would never hear of a notification."""
     if isinstance(value, bool):  # bool is an int subclass; True is not user "1"
         return None
     if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value:
+        value = str(value)
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_USER_ID_LENGTH:
         return value
     return None
 
