@@ -372,7 +372,7 @@ def _validate(s: Settings) -> None:
     level = s.log_level.upper()
     if not _is_log_level(level):
         raise SettingsError(
-            f"PNS_LOG_LEVEL={s.log_level!r}: expected DEBUG, INFO, WARNING or ERROR"
+            f"PNS_LOG_LEVEL={s.log_level!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL"
         )
     if level != s.log_level:
         object.__setattr__(s, "log_level", level)  # frozen: set once, while validating

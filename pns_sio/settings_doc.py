@@ -114,7 +114,7 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
     ),
     "log_level": (
         "`INFO`",
-        "`DEBUG`, `INFO`, `WARNING`, `ERROR`",
+        "`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL` (any case)",
     ),
     "event_loop": (
         "`auto`",
