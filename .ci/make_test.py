@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 JS = ROOT / "clients" / "js"
 NODE = os.environ.get("NODE", "node")
-CHECKED = ["pns_sio", "tests", "examples", "bench"]
+CHECKED = ["pns_sio", "tests", "examples", "bench", ".ci"]
 
 
 def steps() -> list[tuple[str, list[str], Path]]:
@@ -41,7 +41,7 @@ def counts(name: str, lines: list[str]) -> str:
     if name == "pytest":
         found = re.findall(r"=+ (.*?) in [\d.]+s", text)
         return found[-1] if found else ""
-    node = dict(re.findall(r"ℹ (pass|fail|skipped|cancelled) (\d+)", text))
+    node = dict(re.findall(r"\u2139 (pass|fail|skipped|cancelled) (\d+)", text))
     if node:
         return ", ".join(f"{n} {k}" for k, n in node.items() if k == "pass" or n != "0")
     return ""

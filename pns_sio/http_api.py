@@ -64,7 +64,8 @@ class IdempotencyKeys(Protocol):
     async def release_key(self, key: str) -> None: ...
 
 
-def _json_response(body: Any, *, status: int = 200) -> web.Response:
+def json_response(body: Any, *, status: int = 200) -> web.Response:
+    """A JSON answer encoded with the wire's codec."""
     return web.json_response(body, status=status, dumps=jsoncodec.dumps)
 
 
@@ -163,7 +164,7 @@ class NotificationsAPI:
         key = request.headers.get("Idempotency-Key")
         if key is None:
             status, answer = await run(None)
-            return _json_response(answer, status=status)
+            return json_response(answer, status=status)
         if not IDEMPOTENCY_KEY.match(key):
             raise InvalidRequest(
                 f"invalid Idempotency-Key: {IDEMPOTENCY_KEY_RULE}",
@@ -173,7 +174,7 @@ class NotificationsAPI:
         fingerprint = body_fingerprint(body)
         claim = await self.keys.claim_key(scoped, fingerprint)
         if claim.state == "done" and claim.response is not None:
-            response = _json_response(claim.response["body"], status=claim.response["status"])
+            response = json_response(claim.response["body"], status=claim.response["status"])
             response.headers["Idempotent-Replayed"] = "true"
             return response
         if claim.state == "mismatch":
@@ -194,7 +195,7 @@ class NotificationsAPI:
             # Created; a retry within a few minutes gets 409, later it writes the same ids
             # (nothing twice) and answers then.
             logger.warning("could not record an idempotent answer; the notification stands")
-        return _json_response(answer, status=status)
+        return json_response(answer, status=status)
 
     async def create(self, request: web.Request) -> web.Response:
         self._authorize(request)
@@ -228,7 +229,7 @@ class NotificationsAPI:
         self._authorize(request)
         user_id = schemas.user_id(request.match_info["user_id"])
         rev = await self.notifier.announce(user_id, None)
-        return _json_response({"user_id": user_id, "rev": rev})
+        return json_response({"user_id": user_id, "rev": rev})
 
 
 def body_fingerprint(body: Any) -> str:
@@ -256,7 +257,7 @@ _AIOHTTP_CODES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: TOO_LARGE}
 
 def _error_response(exc: BaseException) -> web.Response:
     status, body, headers = http_error(exc)
-    response = _json_response(body, status=status)
+    response = json_response(body, status=status)
     response.headers.update(headers)
     return response
 
@@ -276,7 +277,7 @@ def api_errors(on_status: Callable[[int], None]) -> Any:
         except web.HTTPException as exc:
             code = _AIOHTTP_CODES.get(exc.status, HTTP_ERROR)
             body = {"error": {"code": code, "message": exc.reason}}
-            response = _json_response(body, status=exc.status)
+            response = json_response(body, status=exc.status)
             if "Allow" in exc.headers:
                 response.headers["Allow"] = exc.headers["Allow"]
         except Exception:
@@ -292,7 +293,7 @@ def add_routes(app: web.Application, api: NotificationsAPI) -> None:
     document = openapi_document()
 
     async def openapi(request: web.Request) -> web.Response:
-        return _json_response(document)
+        return json_response(document)
 
     app.router.add_post("/api/v1/notifications", api.create)
     app.router.add_post("/api/v1/notifications/batch", api.create_batch)

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import jsoncodec
+from .http_api import json_response
 from .metrics import Metrics
 
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
@@ -16,11 +16,11 @@ Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
 def add_ops_routes(app: web.Application, readiness: Readiness, metrics: Metrics) -> None:
     async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"}, dumps=jsoncodec.dumps)
+        return json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
         ready, body = await readiness()
-        return web.json_response(body, status=200 if ready else 503, dumps=jsoncodec.dumps)
+        return json_response(body, status=200 if ready else 503)
 
     async def prometheus(request: web.Request) -> web.Response:
         return web.Response(
