@@ -19,7 +19,7 @@ from .auth import build_authenticator
 from .counts import CountService
 from .delivery import Delivery
 from .demo import add_demo_routes
-from .http_api import NotificationsAPI, add_routes, api_errors
+from .http_api import NotificationsAPI, api_app
 from .metrics import Metrics
 from .node import Node
 from .notifier import Notifier
@@ -153,15 +153,14 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     node = assemble(settings)
     # The body bound is the HTTP API's; Socket.IO polling bodies are far smaller.
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[
-            api_errors(lambda status: node.metrics.http_requests.labels(str(status)).inc())
-        ],
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes)
     app[NODE] = node
     node.sio.attach(app)
-    add_routes(app, NotificationsAPI(node.notifier, node.store, settings))
+    api = NotificationsAPI(node.notifier, node.store, settings)
+    app.add_subapp(
+        "/api/",
+        api_app(api, lambda status: node.metrics.http_requests.labels(str(status)).inc()),
+    )
     add_ops_routes(app, node.readiness, node.metrics)
     add_static_routes(app)
     if settings.demo:

@@ -263,13 +263,11 @@ def _error_response(exc: BaseException) -> web.Response:
 
 
 def api_errors(on_status: Callable[[int], None]) -> Any:
-    """Middleware: PNS errors become the API's JSON errors (``/api/`` paths only);
-    ``on_status`` hears the status of every API answer."""
+    """Middleware of the API's own application (``api_app``): PNS errors become the
+    API's JSON errors; ``on_status`` hears the status of every API answer."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        if not request.path.startswith("/api/"):
-            return await handler(request)  # type: ignore[no-any-return]
         try:
             response: web.StreamResponse = await handler(request)
         except PNSError as exc:
@@ -289,13 +287,18 @@ def api_errors(on_status: Callable[[int], None]) -> Any:
     return middleware
 
 
-def add_routes(app: web.Application, api: NotificationsAPI) -> None:
+def api_app(api: NotificationsAPI, on_status: Callable[[int], None]) -> web.Application:
+    """The HTTP API as an application of its own, mounted at ``/api/``: its error
+    middleware runs for API requests only. Every other request (each WebSocket is one
+    for its whole life) meets no middleware, so none of its frames stays per connection."""
     document = openapi_document()
 
     async def openapi(request: web.Request) -> web.Response:
         return json_response(document)
 
-    app.router.add_post("/api/v1/notifications", api.create)
-    app.router.add_post("/api/v1/notifications/batch", api.create_batch)
-    app.router.add_post("/api/v1/users/{user_id}/resync", api.resync)
-    app.router.add_get("/api/v1/openapi.json", openapi)
+    app = web.Application(middlewares=[api_errors(on_status)])
+    app.router.add_post("/v1/notifications", api.create)
+    app.router.add_post("/v1/notifications/batch", api.create_batch)
+    app.router.add_post("/v1/users/{user_id}/resync", api.resync)
+    app.router.add_get("/v1/openapi.json", openapi)
+    return app

@@ -18,6 +18,7 @@ from socketio.exceptions import ConnectionRefusedError as RefuseConnection
 from . import schemas
 from .auth import Authenticator, Handshake, Identity
 from .counts import CountService
+from .deadlines import Deadlines
 from .delivery import ClientGone, Delivery
 from .errors import (
     INTERNAL,
@@ -51,6 +52,17 @@ FLOOD_DISCONNECT = 100  # refusals in a row before a flooding connection is clos
 # Kept in a session's environ from its Engine.IO open to its Socket.IO connect.
 HANDSHAKE_VERDICT = "pns.handshake_allowed"
 JOIN_TIMER = "pns.join_timer"
+REMOTE = "pns.remote"  # the peer's address, kept once the request is let go
+# What a session's environ keeps once it has joined: what a later CONNECT on the same
+# Engine.IO session authenticates with. python-socketio keeps the environ for the
+# connection's life; every other header (user agent, languages, the WebSocket
+# handshake's own) would stay with it, a few KiB per connection.
+KEPT_AFTER_JOIN = (
+    HANDSHAKE_VERDICT,
+    "HTTP_COOKIE",
+    "HTTP_AUTHORIZATION",
+    "HTTP_X_FORWARDED_FOR",
+)
 
 
 @dataclass(slots=True)
@@ -63,7 +75,6 @@ class Connection:
     fetching: bool = False
     pending_ack: asyncio.Future[tuple[Any, ...]] | None = None
     refused_in_a_row: int = 0
-    expiry: asyncio.TimerHandle | None = None
 
     @property
     def user_id(self) -> str:
@@ -76,9 +87,20 @@ def handshake_from_environ(environ: dict[str, Any], auth: Any) -> Handshake:
         for key, value in environ.items()
         if key.startswith("HTTP_") and isinstance(value, str)
     }
-    request = environ.get("aiohttp.request")
-    remote = getattr(request, "remote", None)
+    if REMOTE in environ:
+        remote = environ[REMOTE]
+    else:
+        remote = getattr(environ.get("aiohttp.request"), "remote", None)
     return Handshake(headers=headers, auth=auth, remote=remote)
+
+
+def trim_environ(environ: dict[str, Any]) -> None:
+    """Keep only ``KEPT_AFTER_JOIN`` (and the peer's address) in a joined session's
+    environ. The dict itself stays (python-engineio's frames hold it), emptied in place."""
+    kept = {key: environ[key] for key in KEPT_AFTER_JOIN if key in environ}
+    kept[REMOTE] = environ.get(REMOTE) or getattr(environ.get("aiohttp.request"), "remote", None)
+    environ.clear()
+    environ.update(kept)
 
 
 class Realtime:
@@ -123,6 +145,8 @@ class Realtime:
         self._no_fetch_in_flight = asyncio.Event()
         self._no_fetch_in_flight.set()
         self._fetches_in_flight = 0
+        # Tokens' expiries: one timer for every connection's (deadlines.py).
+        self._expiries: Deadlines[str] = Deadlines(self._expire)
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on(EV_FETCH, self.on_fetch)
@@ -203,11 +227,12 @@ class Realtime:
         if conn is None:
             return
         self.sio.manager.basic_enter_room(sid, NAMESPACE, user_room(conn.user_id))
+        trim_environ(self.sio.get_environ(sid, NAMESPACE) or {})
         # PROTOCOL: new-notifications-count is the first event of a connection.
         self.counts.refresh(conn.user_id)
         if conn.identity.expires_at is not None:
             delay = max(0.0, conn.identity.expires_at - time.time())
-            conn.expiry = asyncio.get_running_loop().call_later(delay, self._expire, sid)
+            self._expiries.set(sid, asyncio.get_running_loop().time() + delay)
 
     def _expire(self, sid: str) -> None:
         if sid in self.connections:
@@ -228,8 +253,7 @@ class Realtime:
         self.per_user[conn.user_id] -= 1
         if self.per_user[conn.user_id] <= 0:
             del self.per_user[conn.user_id]
-        if conn.expiry is not None:
-            conn.expiry.cancel()
+        self._expiries.cancel(sid)
         if conn.pending_ack is not None and not conn.pending_ack.done():
             conn.pending_ack.set_exception(ClientGone())
 

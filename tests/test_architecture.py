@@ -22,6 +22,7 @@ LAYERS: dict[str, str] = {
     "limits": "base",
     "metrics": "base",
     "tasks": "base",
+    "deadlines": "base",
     "store": "store",
     # what services and the transport check payloads with; reads the store's types
     "schemas": "service",

@@ -15,6 +15,8 @@ from pns_sio.settings import Settings
 from .support.api import notify
 from .support.devices import ConnectDevice, ConnectRefused
 from .support.nodes import StartNode, node_settings
+from .support.raw import RawClient
+from .support.waiting import eventually
 
 SECRET = "s3cret-for-tests-only-32-bytes-long!"
 
@@ -63,6 +65,35 @@ async def test_jwt_node_refuses_bad_credentials(start_node, connect, sqlite_url,
         await connect(node, auth=auth or None)
     assert refused.value.error == {"message": "unauthorized", "data": {"code": "unauthorized"}}
     assert node.node.realtime.connections == {}
+
+
+async def test_a_joined_session_keeps_its_credentials_and_lets_the_other_headers_go(
+    start_node: StartNode, http, sqlite_url
+) -> None:
+    # python-socketio keeps a session's environ for the connection's life: a browser's
+    # headers (KiBs of them with an application's cookies) would stay with every
+    # connection. Once joined, only what authenticates a later join stays.
+    settings = node_settings(
+        demo=False, store_url=sqlite_url, jwt_secret=SECRET, jwt_cookie="access_token"
+    )
+    node = await start_node(settings)
+    cookie = f"prefs={'p' * 2048}; access_token={token('42')}"
+    browser = {"Cookie": cookie, "User-Agent": "Mozilla/5.0 " + "u" * 300, "Accept-Language": "fr"}
+    client = RawClient(http)
+    sid = await client.open(node.url, headers=browser)
+    _, args = await client.event("new-notifications-count")
+    assert args == [{"count": 0, "rev": 0}]
+    environ = node.node.realtime.sio.get_environ(sid)
+    assert environ["HTTP_COOKIE"] == cookie
+    assert "HTTP_USER_AGENT" not in environ and "HTTP_ACCEPT_LANGUAGE" not in environ
+    assert "aiohttp.request" not in environ
+    # Leaving the namespace and joining it again on the same Engine.IO session still
+    # authenticates with the cookie the session kept.
+    await client.send("41")
+    await eventually(lambda: not node.node.realtime.connections)
+    again = await client.join()
+    assert node.node.realtime.connections[again].identity.user_id == "42"
+    await client.close()
 
 
 async def test_jwt_node_refuses_an_expired_token(start_node, connect, sqlite_url) -> None:

@@ -86,23 +86,24 @@ async def test_a_polling_only_client_is_served(node, connect, http) -> None:
 
 
 async def test_an_idle_connection_adds_no_task_to_the_web_servers(start_node, http) -> None:
-    # python-engineio's loop kept a writer task, a ping task and a task per frame
-    # waiting beside each connection; memory per connection is the node's limit.
-    # (The first ping still comes from python-engineio's own task: wait it out.)
-    node = await start_node(ping_interval=0.3, ping_timeout=10)
+    # python-engineio's loop kept a writer task, a ping task (the first one sleeping
+    # out the whole ping interval) and a task per frame waiting beside each
+    # connection; memory per connection is the node's limit.
+    node = await start_node(ping_interval=1.0, ping_timeout=10)
     first = PingCounter(http)  # starts the node's per-server tasks
     await first.open(node.url, {"user_id": "first"})
-    await first.frames_until_pings(1, timeout=10)
+    await first.event("new-notifications-count")
     before = len(asyncio.all_tasks())
     clients = [PingCounter(http) for _ in range(20)]
     for i, client in enumerate(clients):
         await client.open(node.url, {"user_id": str(i)})
-    for client in clients:
-        await client.frames_until_pings(1, timeout=10)
+        await client.event("new-notifications-count")
     assert len(node.node.realtime.connections) == 21
     # Raw clients run no task of their own: what was added is the node's, and aiohttp
     # itself runs two per connection (the protocol's and the request handler's).
     assert len(asyncio.all_tasks()) - before <= 2 * 20
+    # And every connection is still pinged (and answers), the first ping included.
+    await asyncio.gather(*(c.frames_until_pings(2, timeout=10) for c in [first, *clients]))
     for client in [first, *clients]:
         await client.close()
 

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import socketio
 
@@ -61,6 +62,14 @@ class Server(socketio.AsyncServer):
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         result = await super()._handle_eio_connect(eio_sid, environ)
         self.hooks.on_session(eio_sid, environ)
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and _transport(environ) == "websocket":
+            # python-engineio starts a task per session that sleeps out the first ping
+            # interval (a task, its frame and a timer: about a KiB per connection for
+            # its first 25 s). A WebSocket session's pings are EngineIOLoop's, the
+            # first one too: the library's call right after this one does nothing.
+            socket.schedule_ping = _no_ping
+            socket.pns_first_ping = True
         return result
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
@@ -104,3 +113,13 @@ class Server(socketio.AsyncServer):
         for key, value in list(pending.items()):
             if value is callback:
                 del pending[key]
+
+
+def _transport(environ: dict[str, Any]) -> str:
+    """The transport an Engine.IO session opened with, as python-engineio reads it."""
+    query = parse_qs(str(environ.get("QUERY_STRING", "")))
+    return query.get("transport", ["polling"])[0]
+
+
+def _no_ping() -> None:
+    return None

@@ -34,6 +34,7 @@ from aiohttp.web import WebSocketResponse
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
+from .. import deadlines
 from ..quiet_log import QuietLog
 
 logger = logging.getLogger(__name__)
@@ -154,12 +155,13 @@ class EngineIOLoop:
         self.ws = ws
         self.backlog: deque[str | bytes] | None = None  # made on the first congestion
         self._flusher: asyncio.Task[None] | None = None
-        self._ping: asyncio.TimerHandle | None = None
-        # Silence watch: a timer that re-arms itself from the last frame heard, so a
-        # frame costs one clock read instead of moving a timeout.
+        # Pings and the silence watch are deadlines shared by every connection of the
+        # loop (one timer each, not two per connection). The watch re-arms itself from
+        # the last frame heard, so a frame costs one clock read instead of moving it.
+        self._pings = deadlines.shared("engineio-ping", EngineIOLoop._send_ping)
+        self._watch = deadlines.shared("engineio-silence", EngineIOLoop._check_silence)
         self._heard = 0.0
         self._silence = 0.0
-        self._watch: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         s, server = self.eio_socket, self.eio_socket.server
@@ -179,7 +181,12 @@ class EngineIOLoop:
         s.schedule_ping = self.schedule_ping
         self._silence = server.ping_interval + server.ping_timeout
         self._heard = loop.time()
-        self._watch = loop.call_at(self._heard + self._silence, self._check_silence)
+        self._watch.set(self, self._heard + self._silence)
+        if s.__dict__.pop("pns_first_ping", False):
+            # Connected straight over WebSocket: the library started no ping task for
+            # it (Server._handle_eio_connect), so the first ping is this loop's too.
+            s.last_ping = True
+            self.schedule_ping()
         try:
             while True:
                 data = await self.ws.wait()
@@ -197,9 +204,8 @@ class EngineIOLoop:
         except Exception:
             logger.exception("unexpected error reading a websocket")
         finally:
-            for timer in (self._ping, self._watch):
-                if timer is not None:
-                    timer.cancel()
+            self._pings.cancel(self)
+            self._watch.cancel(self)
         await self.ws.close()
         await s.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
         # The socket and this loop point at each other: part them, so both are freed
@@ -210,9 +216,8 @@ class EngineIOLoop:
 
     def _check_silence(self) -> None:
         due = self._heard + self._silence
-        loop = asyncio.get_running_loop()
-        if loop.time() < due:
-            self._watch = loop.call_at(due, self._check_silence)
+        if asyncio.get_running_loop().time() < due:
+            self._watch.set(self, due)
         else:  # nothing, not even a pong, for ping interval + timeout: gone
             self.ws.abort()
 
@@ -259,9 +264,7 @@ class EngineIOLoop:
         s = self.eio_socket
         if s.last_ping:
             s.last_ping = None
-            self._ping = asyncio.get_running_loop().call_later(
-                s.server.ping_interval, self._send_ping
-            )
+            self._pings.set(self, asyncio.get_running_loop().time() + s.server.ping_interval)
 
     def _send_ping(self) -> None:
         s = self.eio_socket

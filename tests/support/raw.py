@@ -18,16 +18,22 @@ class RawClient:
         self.session = session
         self.ws: aiohttp.ClientWebSocketResponse | None = None
 
-    async def open_engine(self, base_url: str) -> None:
+    async def open_engine(self, base_url: str, headers: dict[str, str] | None = None) -> None:
         """WebSocket + Engine.IO open, and no Socket.IO connect."""
         url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-        self.ws = await self.session.ws_connect(url, autoping=False)
+        self.ws = await self.session.ws_connect(url, autoping=False, headers=headers)
         opened = await self.text()
         assert opened.startswith("0"), opened
 
-    async def open(self, base_url: str, auth: Any = None) -> str:
+    async def open(
+        self, base_url: str, auth: Any = None, headers: dict[str, str] | None = None
+    ) -> str:
         """WebSocket + Engine.IO open + Socket.IO connect; returns the namespace sid."""
-        await self.open_engine(base_url)
+        await self.open_engine(base_url, headers)
+        return await self.join(auth)
+
+    async def join(self, auth: Any = None) -> str:
+        """Socket.IO connect on the open Engine.IO session; returns the namespace sid."""
         await self.send("40" + (json.dumps(auth) if auth is not None else ""))
         while True:
             frame = await self.text()
