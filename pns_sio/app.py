@@ -19,7 +19,7 @@ from .auth import build_authenticator
 from .counts import CountService
 from .delivery import Delivery
 from .demo import add_demo_routes
-from .http_api import NotificationsAPI, api_app
+from .http_api import NotificationsAPI, add_api_routes
 from .metrics import Metrics
 from .node import Node
 from .notifier import Notifier
@@ -156,10 +156,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[NODE] = node
     node.sio.attach(app)
-    api = NotificationsAPI(node.notifier, node.store, settings)
-    app.add_subapp(
-        "/api/",
-        api_app(api, lambda status: node.metrics.http_requests.labels(str(status)).inc()),
+    add_api_routes(
+        app,
+        NotificationsAPI(node.notifier, node.store, settings),
+        lambda status: node.metrics.http_requests.labels(str(status)).inc(),
     )
     add_ops_routes(app, node.readiness, node.metrics)
     add_static_routes(app)

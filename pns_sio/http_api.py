@@ -262,14 +262,19 @@ def _error_response(exc: BaseException) -> web.Response:
     return response
 
 
-def api_errors(on_status: Callable[[int], None]) -> Any:
-    """Middleware of the API's own application (``api_app``): PNS errors become the
-    API's JSON errors; ``on_status`` hears the status of every API answer."""
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+
+def answering(handler: Handler, on_status: Callable[[int], None]) -> Handler:
+    """``handler`` with the API's error answers: PNS errors become the API's JSON
+    errors, and ``on_status`` hears the status of every API answer.
+
+    A wrapper per route rather than an application middleware: a middleware runs for
+    every request, the WebSockets' too, and its frames stay for a WebSocket's life."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
         try:
-            response: web.StreamResponse = await handler(request)
+            response = await handler(request)
         except PNSError as exc:
             response = _error_response(exc)
         except web.HTTPException as exc:
@@ -284,21 +289,41 @@ def api_errors(on_status: Callable[[int], None]) -> Any:
         on_status(response.status)
         return response
 
-    return middleware
+    return answer
 
 
-def api_app(api: NotificationsAPI, on_status: Callable[[int], None]) -> web.Application:
-    """The HTTP API as an application of its own, mounted at ``/api/``: its error
-    middleware runs for API requests only. Every other request (each WebSocket is one
-    for its whole life) meets no middleware, so none of its frames stays per connection."""
+def add_api_routes(
+    app: web.Application, api: NotificationsAPI, on_status: Callable[[int], None]
+) -> None:
+    """The HTTP API under ``/api/``; what no route there takes (an unknown path, a
+    method the path does not take) gets the API's JSON error too."""
     document = openapi_document()
 
     async def openapi(request: web.Request) -> web.Response:
         return json_response(document)
 
-    app = web.Application(middlewares=[api_errors(on_status)])
-    app.router.add_post("/v1/notifications", api.create)
-    app.router.add_post("/v1/notifications/batch", api.create_batch)
-    app.router.add_post("/v1/users/{user_id}/resync", api.resync)
-    app.router.add_get("/v1/openapi.json", openapi)
-    return app
+    routes: dict[str, tuple[str, Handler]] = {
+        "/api/v1/notifications": ("POST", api.create),
+        "/api/v1/notifications/batch": ("POST", api.create_batch),
+        "/api/v1/users/{user_id}/resync": ("POST", api.resync),
+        "/api/v1/openapi.json": ("GET", openapi),
+    }
+    for path, (method, handler) in routes.items():
+        resource = app.router.add_resource(path)
+        resource.add_route(method, answering(handler, on_status))
+        allowed = (method, "HEAD") if method == "GET" else (method,)
+        if method == "GET":
+            resource.add_route("HEAD", answering(handler, on_status))
+        resource.add_route("*", answering(_not_allowed(allowed), on_status))
+    app.router.add_route("*", "/api/{rest:.*}", answering(_not_found, on_status))
+
+
+def _not_allowed(allowed: tuple[str, ...]) -> Handler:
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+
+    return refuse
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPNotFound()

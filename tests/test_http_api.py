@@ -180,3 +180,24 @@ async def test_readyz_is_503_while_the_store_is_locked_for_writes_only_not(
         async with http.get(f"{node.url}/readyz") as response:
             assert response.status == 200
             assert json.loads(await response.text())["store"] == "up"
+
+
+async def test_a_path_or_method_the_api_does_not_take_gets_its_json_error(api_node, http) -> None:
+    async with http.get(f"{api_node.url}/api/v1/nothing-here") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["code"] == "not_found"
+    async with http.get(f"{api_node.url}/api/v1/notifications") as resp:
+        assert resp.status == 405
+        assert resp.headers["Allow"] == "POST"
+        assert (await resp.json())["error"]["code"] == "method_not_allowed"
+    async with http.delete(f"{api_node.url}/api/v1/openapi.json") as resp:
+        assert resp.status == 405
+        assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD"}
+    async with http.head(f"{api_node.url}/api/v1/openapi.json") as resp:
+        assert resp.status == 200
+    assert api_node.metric("pns_http_requests_total", status="404") == 1
+    assert api_node.metric("pns_http_requests_total", status="405") == 2
+    # Outside /api/ nothing answers in the API's shape.
+    async with http.get(f"{api_node.url}/elsewhere") as resp:
+        assert resp.status == 404
+        assert resp.content_type != "application/json"

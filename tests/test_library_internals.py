@@ -88,3 +88,25 @@ def test_every_library_class_pns_subclasses_is_listed() -> None:
                         assert name in listed, (
                             f"{cls.__name__}.{name} overrides {base.__name__}.{name}: list it"
                         )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        7,
+        "text",
+        b"raw",
+        [],
+        {},
+        ["count", {"count": 1, "rev": 2}],
+        ["batch", {"notifications": [{"id": "a", "data": {"n": [1, 2, {"x": None}]}}]}],
+        [{"deep": [[[{"k": bytearray(b"x")}]]]}],
+        {"nested": {"list": [1, "two", b"3"]}},
+        ("a tuple", b"is not walked by the library"),
+    ],
+)
+def test_the_packet_class_finds_binary_data_where_the_library_does(data: Any) -> None:
+    from pns_sio.sio.packets import ClientPacket
+
+    assert ClientPacket.data_is_binary(data) == socketio.packet.Packet.data_is_binary(data)

@@ -1,5 +1,8 @@
 """SQLite's writer commits the writes waiting together; each still succeeds or fails alone.
-And what is SQLite's own: the windowed retention purge."""
+And what is SQLite's own: the windowed retention purge.
+
+The thread's own tests build it without the loop's connection (``inline=False``): every
+call then takes the thread, as the calls that must wait for a lock do."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from pns_sio.store.sqlite_worker import SQLiteThread
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[SQLiteThread]:
-    thread = SQLiteThread(str(tmp_path / "t.db"), 2.0, "test-w", writer=True)
+    thread = SQLiteThread(str(tmp_path / "t.db"), 2.0, "test-w", writer=True, inline=False)
     await thread.run(lambda c: c.execute("CREATE TABLE t (k TEXT PRIMARY KEY)"), alone=True)
     yield thread
     await asyncio.to_thread(thread.close)

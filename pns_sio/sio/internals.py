@@ -67,6 +67,14 @@ INTERNALS: tuple[Internal, ...] = (
         "pns_sio/sio/server.py",
         "the manager (Redis subscription) starts with the node, not at the first client",
     ),
+    Internal(
+        "socketio.packet:Packet",
+        "data_is_binary",
+        "method",
+        "pns_sio/sio/packets.py",
+        "overridden with one walk: every packet's constructor calls it on the whole data",
+        ("data",),
+    ),
     # -- python-socketio: the managers ---------------------------------------------------
     Internal(
         "socketio.async_manager:AsyncManager",

@@ -75,6 +75,22 @@ class MalformedAck:
 class ClientPacket(sio_packet.Packet):
     """python-socketio's packet, with a ``decode`` that keeps to PNS's protocol."""
 
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        """python-socketio's check, run on every packet built (a batch's notifications
+        included), as one walk: the library's builds a list per container and folds it
+        with ``functools.reduce``, a twentieth of a fetch's CPU in the profile."""
+        stack = [data]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, bytes | bytearray):
+                return True
+        return False
+
     def decode(self, encoded_packet: Any) -> int:
         try:
             attachments = int(super().decode(encoded_packet) or 0)

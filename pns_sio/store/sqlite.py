@@ -69,8 +69,10 @@ class SQLiteStore:
 
     def __init__(self, path: str, timeout: float) -> None:
         self.path = path
-        self._writer = SQLiteThread(path, timeout, "pns-sqlite-w", writer=True)
-        self._reader = SQLiteThread(path, timeout, "pns-sqlite-r", writer=False)
+        # An in-memory database is one per connection: only the threads' own.
+        inline = path != ":memory:"
+        self._writer = SQLiteThread(path, timeout, "pns-sqlite-w", writer=True, inline=inline)
+        self._reader = SQLiteThread(path, timeout, "pns-sqlite-r", writer=False, inline=inline)
 
     @classmethod
     async def open(cls, url: str, *, timeout: float = 5.0) -> SQLiteStore:
@@ -245,12 +247,14 @@ class SQLiteStore:
 
         # Rows added meanwhile are unseen, so the windows' condition keeps them wherever
         # their rowids fall.
-        low, high = await self._writer.run(bounds)
+        # Background work on the thread: a window deletes up to thousands of rows,
+        # which the loop has no reason to wait out.
+        low, high = await self._writer.run(bounds, inline=False)
         deleted = 0
         if low is not None and high is not None:
             for start in range(low, high + 1, PURGE_WINDOW):
-                deleted += await self._writer.run(delete_window(start))
-        await self._writer.run(forget_keys)
+                deleted += await self._writer.run(delete_window(start), inline=False)
+        await self._writer.run(forget_keys, inline=False)
         return deleted
 
     async def claim_key(self, key: str, fingerprint: str) -> Claim:

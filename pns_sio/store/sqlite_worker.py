@@ -10,6 +10,9 @@ tens of microseconds), so the thread takes every job that is waiting at once:
   several processes share the file;
 - a reader runs them one after another on its connection;
 - either way the results go back to the loop in one wake-up per batch.
+
+Most calls never reach the thread: they run on the loop when they can without
+waiting (``sqlite_inline.py``), and come here when they would have to wait.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ..errors import StoreUnavailable
+from .sqlite_inline import GAVE_WAY, InlineConnection, checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -49,21 +53,43 @@ class _Job(Generic[T]):
 class SQLiteThread:
     """One thread, the connection it owns, and the queue of jobs it runs."""
 
-    def __init__(self, path: str, timeout: float, name: str, *, writer: bool) -> None:
+    def __init__(
+        self, path: str, timeout: float, name: str, *, writer: bool, inline: bool = True
+    ) -> None:
         self._path = path
         self._timeout = timeout
         self._writer = writer
+        self._inline = (
+            InlineConnection(path, writer=writer, checkpoint=self._checkpoint_soon)
+            if inline
+            else None
+        )
+        # While the thread checkpoints, writes queue behind it: the first one after it
+        # finds the WAL copied back and starts it over (a write that started between
+        # the two would keep it growing).
+        self._inline_paused = False
         self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T], *, alone: bool = False) -> T:
-        """Run ``fn(connection)`` on the thread. A writer runs it inside a transaction
-        (``alone``: outside one, by itself); sqlite3 errors become ``StoreUnavailable``."""
+    async def run(
+        self, fn: Callable[[sqlite3.Connection], T], *, alone: bool = False, inline: bool = True
+    ) -> T:
+        """Run ``fn(connection)``: on the loop if it can run there without waiting
+        (``inline``), else on the thread. A writer runs it inside a transaction
+        (``alone``: outside one, by itself, on the thread); sqlite3 errors become
+        ``StoreUnavailable``."""
         if self._closed:
             raise StoreUnavailable("the notification store is closed")
+        if inline and not alone and self._inline is not None and not self._inline_paused:
+            try:
+                result = self._inline.run(fn)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"the notification store is unavailable ({exc})") from exc
+            if result is not GAVE_WAY:
+                return result  # type: ignore[return-value]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         # A job that waited in the queue past the timeout does not start: its
@@ -75,11 +101,26 @@ class SQLiteThread:
             raise StoreUnavailable(f"the notification store is unavailable ({exc})") from exc
 
     def close(self) -> None:
-        """Finish the queued jobs, close the connection and end the thread (blocks)."""
+        """Finish the queued jobs, close the connections and end the thread (blocks)."""
         if not self._closed:
             self._closed = True
             self._jobs.put(None)
         self._thread.join()
+        if self._inline is not None:
+            self._inline.close()
+
+    def _checkpoint_soon(self) -> None:
+        """Have the thread checkpoint the WAL; nobody waits for it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        future.add_done_callback(self._checkpointed)
+        self._inline_paused = True
+        self._jobs.put(_Job(checkpoint, future, loop, time.monotonic() + self._timeout, True))
+
+    def _checkpointed(self, future: asyncio.Future[Any]) -> None:
+        self._inline_paused = False
+        if not future.cancelled() and future.exception() is not None:
+            logger.info("WAL checkpoint failed: %s", future.exception())
 
     # -- on the thread -----------------------------------------------------------
 
