@@ -145,7 +145,7 @@ class NotificationsAPI:
             raise InvalidRequest("malformed JSON body") from None
 
     def _data(self, data: Any, what: str) -> JSONObject:
-        return schemas.notification_data(data, self.max_data, what=what)
+        return schemas.notification_data(data, self.max_data, what=what, parsed=True)
 
     async def _idempotent(
         self,

@@ -13,6 +13,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from . import jsoncodec
 from .errors import InvalidRequest
 from .store import JSONObject, Notification
 from .wire import FETCH_LIMIT_DEFAULT, FETCH_LIMIT_MAX
@@ -88,7 +89,8 @@ class NewNotification(Schema):
         unknown = RAISE
 
     user_id = UserId(required=True)
-    data = fields.Dict(keys=fields.String(), required=True)
+    # JSON object keys are strings: no field per key to check them again.
+    data = fields.Dict(required=True)
 
 
 MAX_BATCH = 1000
@@ -204,14 +206,23 @@ def user_id(value: Any, *, what: str = "user_id") -> str:
         raise InvalidRequest(f"invalid {what}: {' '.join(reasons)}", {what: reasons}) from None
 
 
-def notification_data(data: Any, max_bytes: int, *, what: str = "data") -> JSONObject:
-    """Check a notification's data: a JSON object of at most ``max_bytes`` as compact JSON."""
+def notification_data(
+    data: Any, max_bytes: int, *, what: str = "data", parsed: bool = False
+) -> JSONObject:
+    """Check a notification's data: a JSON object of at most ``max_bytes`` as compact JSON.
+
+    ``parsed``: ``data`` was read from strict JSON (an HTTP body), so it encodes, and
+    its size is measured with the wire's encoder; Python callers' data is checked by
+    the standard library's, which refuses what JSON cannot hold."""
     if not isinstance(data, dict):
         raise InvalidRequest(f"invalid {what}: expected a JSON object", {what: ["Not an object."]})
     try:
-        size = len(
-            json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        text = (
+            jsoncodec.dumps(data)
+            if parsed
+            else json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         )
+        size = len(text.encode())
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(
             f"invalid {what}: not JSON-serializable ({exc})", {what: ["Not JSON-serializable."]}
