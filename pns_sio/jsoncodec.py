@@ -77,6 +77,15 @@ def check_depth(value: Any, limit: int = MAX_DEPTH) -> Any:
     return value
 
 
+# Nesting n containers deep takes n opening and n closing brackets: a shorter text
+# (most packets: fetches, acknowledgements, counts, signals) cannot be too deep.
+_SHORTEST_TOO_DEEP = 2 * (MAX_DEPTH + 1)
+
+
+def _checked(value: Any, text: str | bytes) -> Any:
+    return value if len(text) < _SHORTEST_TOO_DEEP else check_depth(value)
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -116,12 +125,12 @@ def _fast_loads(text: str | bytes) -> Any:
         value = orjson.loads(text)
     except ValueError:  # orjson.JSONDecodeError; also past its own depth of 1024
         return _NOT_READ
-    return check_depth(value)
+    return _checked(value, text)
 
 
 def _std_loads(text: str | bytes, **kwargs: Any) -> Any:
     try:
-        return check_depth(_std.loads(text, **kwargs))
+        return _checked(_std.loads(text, **kwargs), text)
     except RecursionError:
         raise MalformedJSON(f"nested deeper than {MAX_DEPTH} levels") from None
     except MalformedJSON:

@@ -119,3 +119,17 @@ def test_http_bodies_refuse_what_is_not_json() -> None:
         with pytest.raises(ValueError):
             jsoncodec.loads_strict(text.encode())
     assert jsoncodec.loads_strict("[18446744073709551616]") == [2**64]
+
+
+@pytest.mark.parametrize("loads", [jsoncodec.loads, jsoncodec.loads_strict])
+@pytest.mark.parametrize("inner", ["", "1234567890123456789"], ids=["orjson", "stdlib"])
+def test_the_depth_bound_holds_for_the_shortest_texts_that_reach_it(loads, inner) -> None:
+    # Texts too short to nest past the bound skip the walk: the shortest that do
+    # nest past it are still refused, as text and as bytes.
+    limit = jsoncodec.MAX_DEPTH
+    deepest = "[" * limit + inner + "]" * limit
+    assert loads(deepest) is not None
+    too_deep = "[" * (limit + 1) + inner + "]" * (limit + 1)
+    for text in (too_deep, too_deep.encode()):
+        with pytest.raises(jsoncodec.MalformedJSON):
+            loads(text)
