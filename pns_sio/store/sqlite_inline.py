@@ -72,14 +72,22 @@ class InlineConnection:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(
-                self._path, timeout=0, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA busy_timeout = 0")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn = connect(self._path, busy_timeout=0)
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._conn = conn
         return self._conn
+
+
+def connect(path: str, *, busy_timeout: float) -> sqlite3.Connection:
+    """A store connection: PNS writes BEGIN/COMMIT itself (``isolation_level=None``),
+    waits up to ``busy_timeout`` seconds for another connection's lock, and syncs at
+    checkpoints only (``synchronous = NORMAL``, safe with the WAL)."""
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

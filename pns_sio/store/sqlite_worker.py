@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ..errors import StoreUnavailable
-from .sqlite_inline import GAVE_WAY, InlineConnection, checkpoint
+from .sqlite_inline import GAVE_WAY, InlineConnection, checkpoint, connect
 
 logger = logging.getLogger(__name__)
 
@@ -152,13 +152,7 @@ class SQLiteThread:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            # isolation_level=None: we write BEGIN/COMMIT ourselves.
-            conn = sqlite3.connect(
-                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn = conn
+            self._conn = connect(self._path, busy_timeout=self._timeout)
         return self._conn
 
     def _run_batch(self, batch: list[_Job[Any]]) -> None:
