@@ -46,6 +46,11 @@ class Deadlines(Generic[K]):
     def __len__(self) -> int:
         return len(self._slot_of)
 
+    @property
+    def armed(self) -> bool:
+        """True while a loop timer is set for this object's keys."""
+        return self._timer is not None
+
     def set(self, key: K, when: float) -> None:
         """Fire for ``key`` at ``when`` (the running loop's clock), instead of any
         deadline ``key`` had."""
@@ -69,6 +74,13 @@ class Deadlines(Generic[K]):
         if not keys:
             # The heap keeps the slot until its time: one idle wake-up at most.
             del self._slots[slot]
+        if not self._slot_of and not self._running:
+            # Nothing left: no timer either (it would keep its loop alive, closed or not).
+            self._order.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+                self._timer_slot = None
 
     def _arm(self, slot: int) -> None:
         if self._timer is not None:

@@ -93,3 +93,18 @@ async def test_a_callback_may_set_its_key_again() -> None:
         await done
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap >= 0.03 for gap in gaps), gaps
+
+
+async def test_nothing_left_means_no_timer_left() -> None:
+    # A timer armed for keys that were all cancelled would hold the loop for nothing.
+    record = Recorder()
+    deadlines: Deadlines[str] = Deadlines(record, resolution=RES)
+    now = asyncio.get_running_loop().time()
+    deadlines.set("a", now + 10)
+    deadlines.set("b", now + 20)
+    deadlines.cancel("a")
+    deadlines.cancel("b")
+    assert not deadlines.armed and len(deadlines) == 0
+    deadlines.set("c", now + 0.01)
+    await record.wait(1)
+    assert [key for key, _ in record.fired] == ["c"]
