@@ -310,10 +310,10 @@ def add_api_routes(
     }
     for path, (method, handler) in routes.items():
         resource = app.router.add_resource(path)
-        resource.add_route(method, answering(handler, on_status))
         allowed = (method, "HEAD") if method == "GET" else (method,)
-        if method == "GET":
-            resource.add_route("HEAD", answering(handler, on_status))
+        answer = answering(handler, on_status)
+        for taken in allowed:
+            resource.add_route(taken, answer)
         resource.add_route("*", answering(_not_allowed(allowed), on_status))
     app.router.add_route("*", "/api/{rest:.*}", answering(_not_found, on_status))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pns_sio.errors import StoreUnavailable
 from pns_sio.store import sqlite_worker
+from pns_sio.store.sqlite_inline import connect
 
 
 def install(*, reads_only: bool = False) -> None:
@@ -27,11 +28,7 @@ def install(*, reads_only: bool = False) -> None:
             return await thread_run(self, fn, alone=alone)
         conn = conns.get(id(self))
         if conn is None:
-            conn = sqlite3.connect(
-                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conns[id(self)] = conn
+            conn = conns[id(self)] = connect(self._path, busy_timeout=self._timeout)
         try:
             if self._writer:
                 conn.execute("BEGIN IMMEDIATE")

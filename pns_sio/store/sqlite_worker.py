@@ -60,7 +60,10 @@ class SQLiteThread:
         self._timeout = timeout
         self._writer = writer
         self._inline = (
-            InlineConnection(path, writer=writer, checkpoint=self._checkpoint_soon)
+            # Only a writer commits, so only a writer's commits call for checkpoints.
+            InlineConnection(
+                path, writer=writer, checkpoint=self._checkpoint_soon if writer else None
+            )
             if inline
             else None
         )
