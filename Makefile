@@ -141,9 +141,10 @@ bench-full: bench-deps
 SOAK_SECONDS ?= 600
 SOAK_DEVICES ?= 300
 SOAK_SEED ?= 1
+SOAK_ROUTING ?= broadcast
 
 .PHONY: soak
 
-## soak: 3 nodes, one Redis, SOAK_DEVICES devices, nodes killed and Redis restarted at random for SOAK_SECONDS; then a checker (exit 1 on any violation).
+## soak: 3 nodes, one Redis, SOAK_DEVICES devices, nodes killed and Redis restarted at random for SOAK_SECONDS; then a checker (exit 1 on any violation). SOAK_ROUTING=routed: the nodes in routed mode.
 soak: $(BIN)/.installed system-deps
-	$(BIN)/python -m tests.soak.soak --seconds $(SOAK_SECONDS) --devices $(SOAK_DEVICES) --seed $(SOAK_SEED)
+	$(BIN)/python -m tests.soak.soak --seconds $(SOAK_SECONDS) --devices $(SOAK_DEVICES) --seed $(SOAK_SEED) --routing $(SOAK_ROUTING)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ from .retention import Retention
 from .settings import Settings
 from .signals import Signals
 from .sio.managers import LocalBroker, RedisBroker
+from .sio.routed import RoutedRedisBroker
 from .sio.websocket import SlowClientWatchdog
 from .static_files import add_static_routes
 from .store import NotificationStore, open_store
@@ -45,16 +47,24 @@ def assemble(settings: Settings) -> Node:
     """Build every part of a node; nothing is opened or started yet."""
     metrics = Metrics()
     tasks = TaskOwner()
-    broker: LocalBroker | RedisBroker = (
-        RedisBroker(
-            settings.redis_url,
-            channel=settings.redis_channel,
-            on_dropped=metrics.broker_dropped.inc,
-            on_state=metrics.broker_up.set,
-        )
-        if settings.redis_url
-        else LocalBroker(on_state=metrics.broker_up.set)
-    )
+    broker: LocalBroker | RedisBroker
+    if not settings.redis_url:
+        broker = LocalBroker(on_state=metrics.broker_up.set)
+    else:
+        redis_options: dict[str, Any] = {
+            "channel": settings.redis_channel,
+            "on_dropped": metrics.broker_dropped.inc,
+            "on_state": metrics.broker_up.set,
+            "on_received": metrics.broker_received.inc,
+        }
+        if settings.routing == "routed":
+            routed = RoutedRedisBroker(
+                settings.redis_url, linger=settings.route_linger, **redis_options
+            )
+            metrics.user_channels.set_function(lambda: routed.channels)
+            broker = routed
+        else:
+            broker = RedisBroker(settings.redis_url, **redis_options)
     retention_period = timedelta(days=settings.retention_days)
 
     async def open_configured_store() -> NotificationStore:

@@ -218,7 +218,10 @@ def store_description(settings: Settings) -> str:
 def broker_description(settings: Settings) -> str:
     if not settings.redis_url:
         return "embedded (one node)"
-    return f"redis {redact_url(settings.redis_url)} (channel {settings.redis_channel!r})"
+    return (
+        f"redis {redact_url(settings.redis_url)} (channel {settings.redis_channel!r}, "
+        f"{settings.routing})"
+    )
 
 
 def exit_without_teardown(code: int) -> NoReturn:

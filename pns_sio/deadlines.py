@@ -82,6 +82,11 @@ class Deadlines(Generic[K]):
                 self._timer = None
                 self._timer_slot = None
 
+    def clear(self) -> None:
+        """Cancel every key."""
+        for key in list(self._slot_of):
+            self.cancel(key)
+
     def _arm(self, slot: int) -> None:
         if self._timer is not None:
             self._timer.cancel()

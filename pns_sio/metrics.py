@@ -87,6 +87,17 @@ class Metrics:
             "Messages from Redis dropped as unreadable (not JSON, nested too deep, no object)",
             registry=r,
         )
+        self.broker_received = Counter(
+            "pns_broker_messages_received",
+            "Messages this node read from Redis (in routed mode only its users' and the "
+            "classic channel's)",
+            registry=r,
+        )
+        self.user_channels = Gauge(
+            "pns_broker_user_channels",
+            "Routed mode: users whose channel this node subscribes to (held, or lingering)",
+            registry=r,
+        )
         self.republished = Counter(
             "pns_publish_recoveries",
             "Times Redis took messages again after some were lost; counts re-published",

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from . import schemas
 from .errors import SettingsError
 from .notifier import Notifier
-from .settings import publisher_options
+from .settings import ROUTINGS, publisher_options
 from .sio.publish import SignalManager
 from .store import JSONObject, open_store
 from .store.guarded import GUARD_MARGIN_SECONDS, GuardedStore
@@ -55,6 +55,7 @@ class Publisher:
         store_url: str,
         redis_url: str | None,
         redis_channel: str = "socketio",
+        routing: str = "broadcast",
         store_timeout: float = 5.0,
         max_notification_bytes: int = 16 * 1024,
     ) -> None:
@@ -66,14 +67,16 @@ class Publisher:
         self.store_url = store_url
         self.max_notification_bytes = max_notification_bytes
         self._store_timeout = store_timeout
-        self._manager = SignalManager(redis_url, channel=redis_channel)
+        if routing not in ROUTINGS:
+            raise SettingsError(f"routing={routing!r}: expected broadcast or routed")
+        self._manager = SignalManager(redis_url, channel=redis_channel, routed=routing == "routed")
         self._store: GuardedStore | None = None
         self._opening: asyncio.Lock | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Publisher:
         """From ``PNS_STORE_URL``, ``PNS_REDIS_URL``, ``PNS_REDIS_CHANNEL``,
-        ``PNS_STORE_TIMEOUT`` and ``PNS_MAX_NOTIFICATION_BYTES``."""
+        ``PNS_ROUTING``, ``PNS_STORE_TIMEOUT`` and ``PNS_MAX_NOTIFICATION_BYTES``."""
         return cls(**publisher_options(os.environ if env is None else env))
 
     async def _open(self) -> GuardedStore:

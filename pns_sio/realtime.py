@@ -52,6 +52,7 @@ FLOOD_DISCONNECT = 100  # refusals in a row before a flooding connection is clos
 # Kept in a session's environ from its Engine.IO open to its Socket.IO connect.
 HANDSHAKE_VERDICT = "pns.handshake_allowed"
 JOIN_TIMER = "pns.join_timer"
+HEARD_TIMEOUT = 2.0  # seconds a connect waits for Redis to confirm a subscription
 REMOTE = "pns.remote"  # the peer's address, kept once the request is let go
 # What a session's environ keeps once it has joined: what a later CONNECT on the same
 # Engine.IO session authenticates with. python-socketio keeps the environ for the
@@ -206,6 +207,13 @@ class Realtime:
         if limit and self.per_user[identity.user_id] >= limit:
             self.metrics.connects.labels("rate_limited").inc()
             raise RefuseConnection(RATE_LIMITED, {"code": RATE_LIMITED})
+        heard = self.sio.manager.expect_user(identity.user_id)
+        if heard is not None:
+            # Routed mode, the user's first device here: accepted once Redis confirmed
+            # the node hears the user's channel, so no change slips between the first
+            # count and the subscription. Bounded: past it (a stalled Redis) the lost
+            # subscription's resync brings the counts again.
+            await asyncio.wait((heard,), timeout=HEARD_TIMEOUT)
         self.per_user[identity.user_id] += 1
         timer = environ.pop(JOIN_TIMER, None)
         if timer is not None:

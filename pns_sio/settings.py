@@ -48,6 +48,9 @@ class Settings:
     store_url: str = field(default="sqlite:///pns.db", repr=False)
     redis_url: str | None = field(default=None, repr=False)
     redis_channel: str = "socketio"
+    # broadcast: one channel every node hears; routed: a channel per user (sio/routed.py)
+    routing: str = "broadcast"
+    route_linger: float = 15.0
     # None: same-origin only. Entries are normalized (lower case, no trailing slash).
     allowed_origins: tuple[str, ...] | None = None
     auth: AuthMode | None = None
@@ -143,6 +146,9 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+ROUTINGS = ("broadcast", "routed")
+
+
 def normalize_origin(origin: str) -> str:
     """Origins compare case-insensitively and without a trailing slash."""
     return origin.strip().rstrip("/").lower()
@@ -226,6 +232,8 @@ _ENV: dict[str, tuple[Callable[[str], Any], tuple[str, ...]]] = {
     "store_url": (_text, ("PNS_STORE_URL",)),
     "redis_url": (_text, ("PNS_REDIS_URL",)),
     "redis_channel": (_text, ("PNS_REDIS_CHANNEL",)),
+    "routing": (_text, ("PNS_ROUTING",)),
+    "route_linger": (_seconds, ("PNS_ROUTE_LINGER",)),
     "allowed_origins": (_origins, ("PNS_ALLOWED_ORIGINS",)),
     "auth": (_text, ("PNS_AUTH",)),
     "jwt_secret": (_text, ("PNS_JWT_SECRET",)),
@@ -280,6 +288,7 @@ PUBLISHER_SETTINGS = (
     "store_url",
     "redis_url",
     "redis_channel",
+    "routing",
     "store_timeout",
     "max_notification_bytes",
 )
@@ -365,6 +374,7 @@ def _validate(s: Settings) -> None:
         "ping_timeout",
         "connect_timeout",
         "store_timeout",
+        "route_linger",
     ):
         value = getattr(s, name)
         if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
@@ -404,6 +414,8 @@ def _validate_urls(s: Settings) -> None:
         )
     if not s.redis_channel:
         raise SettingsError("PNS_REDIS_CHANNEL='': expected a channel name")
+    if s.routing not in ROUTINGS:
+        raise SettingsError(f"PNS_ROUTING={s.routing!r}: expected broadcast or routed")
     if s.auth_url is not None and not s.auth_url.startswith(("http://", "https://")):
         raise SettingsError(
             f"PNS_AUTH_URL={redact_url(s.auth_url)!r}: expected an http:// or https:// URL"

@@ -40,6 +40,22 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
         "`socketio`",
         "pub/sub channel; nodes and publishers must agree",
     ),
+    "routing": (
+        "`broadcast`",
+        (
+            "`broadcast`: every node hears every message on one channel. `routed`: a "
+            "user's messages go on the user's own channel (`<channel>#user:<id>`), heard "
+            "only by the nodes holding that user's devices (docs/scaling.md); nodes and "
+            "publishers must agree"
+        ),
+    ),
+    "route_linger": (
+        "`15`",
+        (
+            "routed mode: seconds a node stays subscribed to a user's channel after the "
+            "user's last device left it (a reconnecting page does not churn subscriptions)"
+        ),
+    ),
     "allowed_origins": (
         "unset",
         (

@@ -45,6 +45,18 @@ def user_room(user_id: str) -> str:
     return USER_ROOM_PREFIX + user_id
 
 
+def room_user(room: Any) -> str | None:
+    """The user whose room ``room`` is, if it is one user's room."""
+    if isinstance(room, str) and room.startswith(USER_ROOM_PREFIX):
+        return room[len(USER_ROOM_PREFIX) :]
+    return None
+
+
+def user_channel(channel: str, user_id: str) -> str:
+    """Routed mode: the pub/sub channel of the messages for ``user_id``'s room."""
+    return f"{channel}#user:{user_id}"
+
+
 def signal_payload(
     user_id: str,
     notification_id: str | None,

@@ -98,13 +98,20 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 @pytest.fixture
-async def start_node(sqlite_url: str) -> AsyncIterator[StartNode]:
+def routing() -> str:
+    """How nodes with Redis route messages; modules of cross-node tests run both modes."""
+    return "broadcast"
+
+
+@pytest.fixture
+async def start_node(sqlite_url: str, routing: str) -> AsyncIterator[StartNode]:
     """Factory: start a node (demo auth unless told otherwise); all are stopped at the end."""
     started: list[RunningNode] = []
 
     async def start(settings: Settings | None = None, **overrides: Any) -> RunningNode:
         if settings is None:
             overrides.setdefault("store_url", sqlite_url)
+            overrides.setdefault("routing", routing)
             settings = node_settings(**overrides)
         node = await RunningNode(settings).start()
         started.append(node)

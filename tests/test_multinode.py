@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import socketio
 from redis import asyncio as aioredis
 
@@ -13,6 +14,12 @@ from .support.api import notify
 from .support.ports import free_port
 from .support.redis import RedisProcess
 from .support.waiting import eventually
+
+
+@pytest.fixture(params=["broadcast", "routed"])
+def routing(request: pytest.FixtureRequest) -> str:
+    """Everything here holds in both modes (routed: tests/test_routed.py)."""
+    return str(request.param)
 
 
 async def two_nodes(start_node, redis_url: str):
@@ -57,7 +64,7 @@ async def test_ack_on_one_node_drops_the_count_on_the_other(
 
 
 async def test_a_node_without_the_user_does_no_store_work_for_it(
-    start_node, connect, http, redis_server
+    start_node, connect, http, redis_server, routing
 ) -> None:
     a, b = await two_nodes(start_node, redis_server.url)
     device = await connect(a, "42")
@@ -66,8 +73,12 @@ async def test_a_node_without_the_user_does_no_store_work_for_it(
     for _ in range(5):
         await notify(http, a, "42")
     await device.wait_count(5)
-    # B's handling sends the device nothing, so there is no event to wait on.
-    await eventually(lambda: b.metric("pns_signals_total", handled="no") >= 5)
+    if routing == "broadcast":
+        # B's handling sends the device nothing, so there is no event to wait on.
+        await eventually(lambda: b.metric("pns_signals_total", handled="no") >= 5)
+    else:
+        # Routed: B does not even hear of user 42 (tests/test_routed.py shows it).
+        assert b.metric("pns_signals_total", handled="no") == 0
     assert b.metric("pns_store_queries_total", op="unseen") == before
 
 

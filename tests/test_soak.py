@@ -22,7 +22,8 @@ DEVICES = 100
 
 
 @pytest.mark.timeout(SECONDS + 240)
-def test_short_soak_has_no_violations(tmp_path: Path) -> None:
+@pytest.mark.parametrize("routing", ["broadcast", "routed"])
+def test_short_soak_has_no_violations(tmp_path: Path, routing: str) -> None:
     workdir = tmp_path / "soak"
     command = [
         sys.executable,
@@ -32,6 +33,7 @@ def test_short_soak_has_no_violations(tmp_path: Path) -> None:
         f"--devices={DEVICES}",
         f"--seed={SEED}",
         "--fault-every=4",
+        f"--routing={routing}",
         f"--workdir={workdir}",
     ]
     run = subprocess.run(

@@ -44,7 +44,7 @@ from .. import jsoncodec
 from ..quiet_log import QuietLog
 from ..settings import redact_url
 from ..store import UnseenCount
-from ..wire import EV_RESYNC, EV_SIGNAL, USER_ROOM_PREFIX
+from ..wire import EV_RESYNC, EV_SIGNAL, room_user
 from .rooms import RoomIndex
 from .server import NodeHooks
 
@@ -72,10 +72,7 @@ def _ignore_state(subscribed: bool) -> None:
 
 def _user_of(data: Any) -> str | None:
     """The user whose room a manager message is for, if it is one user's room."""
-    room = data.get("room") if isinstance(data, dict) else None
-    if isinstance(room, str) and room.startswith(USER_ROOM_PREFIX):
-        return room[len(USER_ROOM_PREFIX) :]
-    return None
+    return room_user(data.get("room")) if isinstance(data, dict) else None
 
 
 def _is_count(value: Any) -> TypeGuard[int]:
@@ -137,6 +134,12 @@ class _Broker(RoomIndex):
     def broker_status(self) -> str:
         return "embedded"
 
+    def expect_user(self, user_id: str) -> asyncio.Future[None] | None:
+        """A device of ``user_id`` is about to join: a future done once this node hears
+        the messages for the user's room (routed mode subscribes to them), or None if
+        there is nothing to wait for."""
+        return None
+
     async def close(self) -> None:
         """Release what the manager holds; idempotent."""
 
@@ -171,13 +174,18 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
         publish_timeout: float = 2.0,
         on_dropped: Callable[[], None] = _noop,
         on_state: Callable[[bool], None] = _ignore_state,
+        on_received: Callable[[], None] = _noop,
     ) -> None:
-        """``on_dropped`` counts messages from Redis that could not be read; ``on_state``
-        hears whether the node is subscribed, at each change."""
+        """``on_dropped`` counts messages from Redis that could not be read, ``on_received``
+        every message read; ``on_state`` hears whether the node is subscribed, at each
+        change."""
         super().__init__(url, channel=channel, json=jsoncodec)
         self._init_state(False, on_state)
         self.publish_timeout = publish_timeout
         self._on_dropped = on_dropped
+        self._on_received = on_received
+        self.channel: str = channel
+        self._channel_bytes = channel.encode("utf-8")
         self._lost: set[str] | None = set()
         self._losing = False
         self.subscribed = False
@@ -290,8 +298,8 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
                 async with asyncio.timeout(self.publish_timeout):
                     if batch:
                         pipe = self._pub_client.pipeline(transaction=False)
-                        for message, _ in batch:
-                            pipe.publish(self.channel, message)
+                        for message, user in batch:
+                            pipe.publish(self._channel_for(user), message)
                         await pipe.execute()
                     else:
                         # A publish, not a PING: a stalled Redis (CLIENT PAUSE, a blocked
@@ -323,8 +331,10 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
         while not self._closed:
             try:
                 self._sub_client = self._new_client()
-                self._sub = self._sub_client.pubsub(ignore_subscribe_messages=True)
-                await self._sub.subscribe(self.channel)
+                self._sub = self._sub_client.pubsub(
+                    ignore_subscribe_messages=not self._hears_confirmations
+                )
+                await self._subscribe_all(self._sub)
                 self.subscribed = True
                 self._mark(True)
                 delay = RESUBSCRIBE_MIN_DELAY
@@ -372,14 +382,30 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
                 logger.debug("error closing a redis subscription", exc_info=True)
         await self._discard(client)
 
+    # -- what routed mode (routed.py) changes ------------------------------------
+
+    def _channel_for(self, user: str | None) -> str:
+        """The channel a message for ``user``'s room (None: any other) is published on."""
+        return self.channel
+
+    async def _subscribe_all(self, sub: Any) -> None:
+        """Subscribe a new pub/sub connection to everything this node listens to."""
+        await sub.subscribe(self.channel)
+
+    _hears_confirmations = False  # whether _confirmed sees (un)subscribe confirmations
+
+    def _hears(self, channel: bytes) -> bool:
+        return bool(channel == self._channel_bytes)
+
+    def _confirmed(self, message: dict[str, Any]) -> None:
+        """A message from Redis that is not a published one (a confirmation)."""
+
     async def _listen(self) -> AsyncIterator[Any]:
-        channel = self.channel.encode("utf-8")
         async for message in self._redis_listen_with_retries():
-            if (
-                message.get("channel") == channel
-                and message.get("type") == "message"
-                and "data" in message
-            ):
+            if message.get("type") != "message":
+                self._confirmed(message)
+            elif self._hears(message.get("channel")) and "data" in message:
+                self._on_received()
                 # Read here, not by python-socketio (which drops what it cannot read
                 # without a word): anyone who can publish on the channel is heard.
                 try:

@@ -18,6 +18,7 @@ from typing import Any
 import socketio
 
 from ..errors import NotAnnounced
+from ..wire import room_user, user_channel
 
 PUBLISH_TRIES = 3
 PUBLISH_RETRY_DELAY = 0.2  # seconds, doubled after each failed try
@@ -29,22 +30,30 @@ class SignalManager(socketio.AsyncRedisManager):
     connected: bool  # AsyncRedisManager's
     redis: Any  # AsyncRedisManager's: the connection, made by _redis_connect
 
-    def __init__(self, redis_url: str, *, channel: str) -> None:
+    def __init__(self, redis_url: str, *, channel: str, routed: bool = False) -> None:
+        """``routed``: a message for a user's room goes on that user's channel
+        (``PNS_ROUTING=routed``, sio/routed.py)."""
         super().__init__(
             redis_url,
             channel=channel,
             write_only=True,
             redis_options={"socket_connect_timeout": 2.0, "socket_timeout": 2.0},
         )
+        self.routed = routed
+
+    def _channel_for(self, data: Any) -> str:
+        user = room_user(data.get("room")) if self.routed and isinstance(data, dict) else None
+        return str(self.channel) if user is None else user_channel(self.channel, user)
 
     async def _publish(self, data: Any) -> Any:
         message = self.json.dumps(data)
+        channel = self._channel_for(data)
         delay = PUBLISH_RETRY_DELAY
         for attempt in range(1, PUBLISH_TRIES + 1):
             try:
                 if not self.connected:
                     self._redis_connect()
-                return await self.redis.publish(self.channel, message)
+                return await self.redis.publish(channel, message)
             except Exception as exc:  # redis-py's errors, and timeouts
                 self.connected = False
                 if attempt == PUBLISH_TRIES:

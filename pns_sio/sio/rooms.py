@@ -8,13 +8,17 @@ clients for minutes. With the index every disconnect costs O(its own rooms).
 A mixin for a python-socketio manager; ``basic_disconnect`` is that manager's own,
 with the index instead of the scan, so it touches the manager's internals
 (``callbacks``, ``pending_connect``, ``pending_disconnect``; see ``internals.py``).
+
+It also tells its manager when a user's first connection joins the user's room and
+when the last one leaves it (``_user_arrived``, ``_user_gone``): routed mode
+subscribes to the user's channel for that span.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..wire import NAMESPACE, USER_ROOM_PREFIX
+from ..wire import NAMESPACE, USER_ROOM_PREFIX, room_user
 
 
 class RoomIndex:
@@ -26,21 +30,37 @@ class RoomIndex:
         self._sid_rooms: dict[tuple[str, str], set[Any]] = {}
 
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        first = room not in self.rooms.get(namespace, {})
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)  # type: ignore[misc]
         self._sid_rooms.setdefault((namespace, sid), set()).add(room)
+        user = room_user(room) if first and namespace == NAMESPACE else None
+        if user is not None:
+            self._user_arrived(user)
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
-        super().basic_leave_room(sid, namespace, room)  # type: ignore[misc]
+        self._leave(sid, namespace, room)
         rooms = self._sid_rooms.get((namespace, sid))
         if rooms is not None:
             rooms.discard(room)
+
+    def _leave(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)  # type: ignore[misc]
+        user = room_user(room) if namespace == NAMESPACE else None
+        if user is not None and room not in self.rooms.get(namespace, {}):
+            self._user_gone(user)
+
+    def _user_arrived(self, user_id: str) -> None:
+        """The first connection of ``user_id`` on this node joined its room."""
+
+    def _user_gone(self, user_id: str) -> None:
+        """The last connection of ``user_id`` on this node left its room."""
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         rooms = self._sid_rooms.pop((namespace, sid), set())
         if namespace not in self.rooms:
             return
         for room in rooms:
-            super().basic_leave_room(sid, namespace, room)  # type: ignore[misc]
+            self._leave(sid, namespace, room)
         callbacks: dict[str, Any] = self.callbacks  # type: ignore[attr-defined]
         callbacks.pop(sid, None)
         for pending in (self.pending_connect, self.pending_disconnect):  # type: ignore[attr-defined]
@@ -56,7 +76,7 @@ class RoomIndex:
         return [
             room[len(USER_ROOM_PREFIX) :]
             for room, members in rooms.items()
-            if isinstance(room, str) and room.startswith(USER_ROOM_PREFIX) and members
+            if room_user(room) is not None and members
         ]
 
     def has_user(self, user_id: str) -> bool:

@@ -95,6 +95,7 @@ class Config:
     settle: float = 30.0  # deadline for everything to reconnect and converge
     workdir: Path | None = None
     keep: bool = False
+    routing: str = "broadcast"  # PNS_ROUTING of the nodes and the publisher
 
     @property
     def user_ids(self) -> list[str]:
@@ -359,6 +360,7 @@ class Soak:
             ping_timeout=2,
             shutdown_grace=2,
             store_timeout=3,
+            routing=config.routing,
             handshake_rate=0,  # every device comes from 127.0.0.1 here
             log_level="INFO",
         )
@@ -395,7 +397,10 @@ class Soak:
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector) as self.http:
                 self.publisher = Publisher(
-                    store_url=f"sqlite:///{self.db}", redis_url=self.redis.url, store_timeout=3
+                    store_url=f"sqlite:///{self.db}",
+                    redis_url=self.redis.url,
+                    routing=cfg.routing,
+                    store_timeout=3,
                 )
                 try:
                     await self._traffic_and_faults()
@@ -667,7 +672,8 @@ class Soak:
             out.write(text + "\n")
 
         line(
-            f"soak: seed={cfg.seed} seconds={cfg.seconds:g} devices={cfg.devices} "
+            f"soak: routing={cfg.routing} seed={cfg.seed} seconds={cfg.seconds:g} "
+            f"devices={cfg.devices} "
             f"users={len(cfg.user_ids)} nodes={cfg.nodes} ran={took:.0f}s workdir={self.workdir}"
         )
         line("operations:")
@@ -704,6 +710,7 @@ def parse_args(argv: list[str] | None) -> Config:
     parser.add_argument("--settle", type=float, default=30.0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the workdir even on success")
+    parser.add_argument("--routing", choices=("broadcast", "routed"), default="broadcast")
     args = parser.parse_args(argv)
     return Config(
         seconds=args.seconds,
@@ -716,6 +723,7 @@ def parse_args(argv: list[str] | None) -> Config:
         settle=args.settle,
         workdir=args.workdir,
         keep=args.keep,
+        routing=args.routing,
     )
 
 

@@ -1,4 +1,5 @@
-"""A small round-robin TCP proxy in front of several nodes, like a load balancer.
+"""A small round-robin TCP proxy in front of several nodes (like a load balancer) or
+in front of one server (to hold what a node sends it).
 
 Each new client connection goes to the next upstream that accepts; an upstream
 that refuses (a killed node) is skipped, so a client that reconnects after a
@@ -39,6 +40,16 @@ class RoundRobinProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         # upstream port -> connections it took; "refused" -> upstreams that refused
         self.routed: Counter[int | str] = Counter()
+        # Cleared by hold(): what clients send waits in the proxy until release().
+        self._passing = asyncio.Event()
+        self._passing.set()
+
+    def hold(self) -> None:
+        """Keep what clients send from reaching the upstreams (answers still flow)."""
+        self._passing.clear()
+
+    def release(self) -> None:
+        self._passing.set()
 
     @property
     def url(self) -> str:
@@ -100,7 +111,7 @@ class RoundRobinProxy:
             upstream_r, upstream_w = pair
             self._writers.add(upstream_w)
             pipes = [
-                asyncio.create_task(_copy(client_r, upstream_w)),
+                asyncio.create_task(_copy(client_r, upstream_w, self._passing)),
                 asyncio.create_task(_copy(upstream_r, client_w)),
             ]
             try:
@@ -128,8 +139,12 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         writer.transport.abort()
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _copy(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gate: asyncio.Event | None = None
+) -> None:
     with contextlib.suppress(OSError):
         while data := await reader.read(CHUNK):
+            if gate is not None:
+                await gate.wait()
             writer.write(data)
             await writer.drain()
