@@ -106,8 +106,10 @@ class RoutedRedisBroker(RedisBroker):
         channel is left after the linger."""
         if user_id not in self._wanted:
             self._subscribe_user(user_id)
-            if not self.has_user(user_id):
-                self._user_gone(user_id)
+        if not self.has_user(user_id):
+            # Also pushes a lingering channel's end out: it must not end between now
+            # and the device's join.
+            self._user_gone(user_id)
         return self._waiting.get(user_id) if self.subscribed else None
 
     # -- the subscription ----------------------------------------------------------

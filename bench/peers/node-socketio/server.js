@@ -44,6 +44,10 @@ const settings = {
   storeUrl: process.env.PNS_STORE_URL || 'sqlite:///peer.db',
   redisUrl: process.env.PNS_REDIS_URL || null,
   redisChannel: process.env.PNS_REDIS_CHANNEL || 'socket.io',
+  // classic: @socket.io/redis-adapter (every node hears everything); sharded: its
+  // sharded adapter, subscriptionMode dynamic-private (a channel per room, heard only by
+  // the nodes with members in it), and counts sent to the user's room from the creator.
+  adapter: process.env.PEER_ADAPTER || 'classic',
   jwtSecret: process.env.PNS_JWT_SECRET || null,
   apiToken: process.env.PNS_API_TOKEN || null,
   ackTimeout: num('PNS_ACK_TIMEOUT', 30) * 1000,
@@ -572,9 +576,14 @@ async function createNotification(req, res) {
     return apiError(res, 503, 'unavailable', 'the notification store is unavailable');
   }
   metrics.inc('pns_notifications_created');
-  // Signal: this node counts for its own devices now; the others through the adapter.
-  onSignal({ user_id: userId });
-  if (settings.redisUrl) io.serverSideEmit(EV_SIGNAL, { user_id: userId, notification_id: created.id });
+  if (settings.redisUrl && settings.adapter === 'sharded') {
+    // One count, read here, to the user's room: only nodes holding the user hear it.
+    counts.refresh(userId, true);
+  } else {
+    // Signal: this node counts for its own devices now; the others through the adapter.
+    onSignal({ user_id: userId });
+    if (settings.redisUrl) io.serverSideEmit(EV_SIGNAL, { user_id: userId, notification_id: created.id });
+  }
   metrics.inc('pns_http_requests', '{status="201"}');
   sendJson(res, 201, { id: created.id, created_at: isoOut(created.createdAt) });
 }
@@ -618,12 +627,21 @@ async function main() {
   let sub = null;
   if (settings.redisUrl) {
     const { createClient } = require('redis');
-    const { createAdapter } = require('@socket.io/redis-adapter');
+    const { createAdapter, createShardedAdapter } = require('@socket.io/redis-adapter');
     pub = createClient({ url: settings.redisUrl });
     sub = pub.duplicate();
     for (const c of [pub, sub]) c.on('error', (err) => log('WARNING', 'redis:', err.message));
     await Promise.all([pub.connect(), sub.connect()]);
-    io.adapter(createAdapter(pub, sub, { key: settings.redisChannel }));
+    if (settings.adapter === 'sharded') {
+      io.adapter(
+        createShardedAdapter(pub, sub, {
+          channelPrefix: settings.redisChannel,
+          subscriptionMode: 'dynamic-private',
+        }),
+      );
+    } else {
+      io.adapter(createAdapter(pub, sub, { key: settings.redisChannel }));
+    }
   }
   httpServer.listen(settings.port, settings.host, 511, () => {
     console.log(`peer listening on http://${settings.host}:${settings.port}`);
