@@ -22,17 +22,18 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	PNS_PORT=$(PNS_PORT) $(BIN)/pns serve --demo
 
-## system-deps: redis-server and nginx from the system packages when missing (needs root).
+## system-deps: redis-server (and redis-cli, which makes the tests' Redis Cluster) and nginx from the system packages when missing (needs root).
 # nginx lives in /usr/sbin, off a user's PATH. Without it (and without root) the
 # reverse-proxy tests skip and say so; without redis-server nothing runs.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null 2>&1 || missing="$$missing redis-tools"; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	  elif ! command -v redis-server >/dev/null 2>&1; then \
+	  elif ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then \
 	    echo "missing:$$missing: install it (apt-get install$$missing)"; exit 1; \
 	  else echo "nginx is missing: the reverse-proxy tests will be skipped (apt-get install nginx)"; fi; \
 	fi

@@ -30,6 +30,7 @@ from .realtime import Realtime
 from .retention import Retention
 from .settings import Settings
 from .signals import Signals
+from .sio.cluster import ClusterRoutedBroker
 from .sio.managers import LocalBroker, RedisBroker
 from .sio.routed import RoutedRedisBroker
 from .sio.websocket import SlowClientWatchdog
@@ -58,9 +59,12 @@ def assemble(settings: Settings) -> Node:
             "on_received": metrics.broker_received.inc,
         }
         if settings.routing == "routed":
-            routed = RoutedRedisBroker(
-                settings.redis_url, linger=settings.route_linger, **redis_options
+            routed_class = (
+                ClusterRoutedBroker
+                if settings.redis_url.startswith("redis+cluster://")
+                else RoutedRedisBroker
             )
+            routed = routed_class(settings.redis_url, linger=settings.route_linger, **redis_options)
             metrics.user_channels.set_function(lambda: routed.channels)
             broker = routed
         else:

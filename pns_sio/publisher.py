@@ -69,6 +69,8 @@ class Publisher:
         self._store_timeout = store_timeout
         if routing not in ROUTINGS:
             raise SettingsError(f"routing={routing!r}: expected broadcast or routed")
+        if redis_url.startswith("redis+cluster://") and routing != "routed":
+            raise SettingsError("a redis+cluster:// URL takes routing='routed' (PNS_ROUTING)")
         self._manager = SignalManager(redis_url, channel=redis_channel, routed=routing == "routed")
         self._store: GuardedStore | None = None
         self._opening: asyncio.Lock | None = None

@@ -406,16 +406,25 @@ def _validate_urls(s: Settings) -> None:
     if s.store_url.startswith("sqlite:///") and len(s.store_url) == len("sqlite:///"):
         raise SettingsError("PNS_STORE_URL='sqlite:///': expected a file path after sqlite:///")
     if s.redis_url is not None and not s.redis_url.startswith(
-        ("redis://", "rediss://", "redis+sentinel://", "unix://")
+        ("redis://", "rediss://", "redis+sentinel://", "redis+cluster://", "unix://")
     ):
         raise SettingsError(
-            f"PNS_REDIS_URL={redact_url(s.redis_url)!r}: expected redis://, rediss:// or "
-            "redis+sentinel://"
+            f"PNS_REDIS_URL={redact_url(s.redis_url)!r}: expected redis://, rediss://, "
+            "redis+sentinel:// or redis+cluster://"
         )
     if not s.redis_channel:
         raise SettingsError("PNS_REDIS_CHANNEL='': expected a channel name")
     if s.routing not in ROUTINGS:
         raise SettingsError(f"PNS_ROUTING={s.routing!r}: expected broadcast or routed")
+    if (
+        s.redis_url is not None
+        and s.redis_url.startswith("redis+cluster://")
+        and s.routing != "routed"
+    ):
+        raise SettingsError(
+            "PNS_REDIS_URL=redis+cluster://… takes PNS_ROUTING=routed: on a Redis Cluster "
+            "each user's messages go to the shard of the user's channel"
+        )
     if s.auth_url is not None and not s.auth_url.startswith(("http://", "https://")):
         raise SettingsError(
             f"PNS_AUTH_URL={redact_url(s.auth_url)!r}: expected an http:// or https:// URL"

@@ -33,7 +33,9 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
         (
             "unset: one node, in-process manager. `redis://`, `rediss://` (TLS) or "
             "`redis+sentinel://host1:26379,host2:26379/0/service`: many nodes through "
-            "`socketio.AsyncRedisManager`"
+            "`socketio.AsyncRedisManager`. `redis+cluster://[:password@]host1:7000,"
+            "host2:7000`: a Redis Cluster (seed nodes), with `PNS_ROUTING=routed`; "
+            "user channels are shard channels (`SPUBLISH`/`SSUBSCRIBE`)"
         ),
     ),
     "redis_channel": (

@@ -109,6 +109,13 @@ def test_demo_binds_to_loopback_unless_told_otherwise() -> None:
         ({**AUTH}, ["--ack-timeout", "nan"], "--ack-timeout='nan'"),
         ({**AUTH, "PNS_STORE_URL": "postgres://x"}, [], "PNS_STORE_URL='postgres://x'"),
         ({**AUTH, "PNS_REDIS_URL": "http://x"}, [], "PNS_REDIS_URL='http://x'"),
+        ({**AUTH, "PNS_ROUTING": "sharded"}, [], "PNS_ROUTING='sharded'"),
+        ({**AUTH, "PNS_ROUTE_LINGER": "0"}, [], "PNS_ROUTE_LINGER='0'"),
+        (
+            {**AUTH, "PNS_REDIS_URL": "redis+cluster://127.0.0.1:7000"},
+            [],
+            "redis+cluster://… takes PNS_ROUTING=routed",
+        ),
         ({**AUTH, "PNS_ALLOWED_ORIGINS": "app.example.com"}, [], "PNS_ALLOWED_ORIGINS"),
         ({}, [], "no authentication configured"),
         ({**AUTH, "PNS_SESSION_SECRET": "y"}, [], "ambiguous"),

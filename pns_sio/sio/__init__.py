@@ -5,6 +5,8 @@
 - ``packets.py``: the packet class client packets are decoded with;
 - ``websocket.py``: the WebSocket driver and the one-task Engine.IO loop;
 - ``managers.py``: the in-process and Redis managers (``LocalBroker``, ``RedisBroker``);
+- ``routed.py``: routed mode's manager (a Redis channel per user, ``RoutedRedisBroker``);
+- ``cluster.py``: routed mode on a Redis Cluster (shard channels, ``ClusterRoutedBroker``);
 - ``rooms.py``: the index of each client's rooms the managers keep;
 - ``publish.py``: the write-only manager the application-side publishers use;
 - ``internals.py``: every private name of those libraries used here, with the file

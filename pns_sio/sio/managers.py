@@ -299,7 +299,7 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
                     if batch:
                         pipe = self._pub_client.pipeline(transaction=False)
                         for message, user in batch:
-                            pipe.publish(self._channel_for(user), message)
+                            self._queue_publish(pipe, user, message)
                         await pipe.execute()
                     else:
                         # A publish, not a PING: a stalled Redis (CLIENT PAUSE, a blocked
@@ -331,9 +331,7 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
         while not self._closed:
             try:
                 self._sub_client = self._new_client()
-                self._sub = self._sub_client.pubsub(
-                    ignore_subscribe_messages=not self._hears_confirmations
-                )
+                self._sub = self._open_subscription(self._sub_client)
                 await self._subscribe_all(self._sub)
                 self.subscribed = True
                 self._mark(True)
@@ -388,6 +386,12 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
         """The channel a message for ``user``'s room (None: any other) is published on."""
         return self.channel
 
+    def _queue_publish(self, pipe: Any, user: str | None, message: str) -> None:
+        pipe.publish(self._channel_for(user), message)
+
+    def _open_subscription(self, client: Any) -> Any:
+        return client.pubsub(ignore_subscribe_messages=not self._hears_confirmations)
+
     async def _subscribe_all(self, sub: Any) -> None:
         """Subscribe a new pub/sub connection to everything this node listens to."""
         await sub.subscribe(self.channel)
@@ -402,7 +406,7 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
 
     async def _listen(self) -> AsyncIterator[Any]:
         async for message in self._redis_listen_with_retries():
-            if message.get("type") != "message":
+            if message.get("type") not in ("message", "smessage"):
                 self._confirmed(message)
             elif self._hears(message.get("channel")) and "data" in message:
                 self._on_received()

@@ -7,7 +7,9 @@ returning as if it had gone out.
 
 ``_publish`` is ``AsyncPubSubManager``'s extension point for the transport. The
 connection handling it relies on (``connected``, ``redis``, ``_redis_connect``) is
-``AsyncRedisManager``'s own and not public: listed in ``internals.py``.
+``AsyncRedisManager``'s own and not public: listed in ``internals.py``. On a Redis
+Cluster (``redis+cluster://``) ``_redis_connect`` makes a cluster client, and a user's
+channel is published with SPUBLISH (sio/cluster.py).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import asyncio
 from typing import Any
 
 import socketio
+from redis.asyncio.cluster import RedisCluster
 
 from ..errors import NotAnnounced
 from ..wire import room_user, user_channel
+from .cluster import CLUSTER_SCHEME, cluster_options
 
 PUBLISH_TRIES = 3
 PUBLISH_RETRY_DELAY = 0.2  # seconds, doubled after each failed try
@@ -40,6 +44,15 @@ class SignalManager(socketio.AsyncRedisManager):
             redis_options={"socket_connect_timeout": 2.0, "socket_timeout": 2.0},
         )
         self.routed = routed
+        self.cluster = redis_url.startswith(CLUSTER_SCHEME)
+
+    def _redis_connect(self) -> None:
+        if not self.cluster:
+            super()._redis_connect()
+            return
+        # A Redis Cluster: python-socketio's own manager does not know it.
+        self.redis = RedisCluster(**cluster_options(self.redis_url), socket_timeout=2.0)
+        self.connected = True
 
     def _channel_for(self, data: Any) -> str:
         user = room_user(data.get("room")) if self.routed and isinstance(data, dict) else None
@@ -53,6 +66,8 @@ class SignalManager(socketio.AsyncRedisManager):
             try:
                 if not self.connected:
                     self._redis_connect()
+                if self.cluster and channel != self.channel:
+                    return await self.redis.spublish(channel, message)
                 return await self.redis.publish(channel, message)
             except Exception as exc:  # redis-py's errors, and timeouts
                 self.connected = False

@@ -160,7 +160,7 @@ class RoutedRedisBroker(RedisBroker):
 
     def _confirmed(self, message: dict[str, Any]) -> None:
         channel = message.get("channel")
-        if message.get("type") != "subscribe" or not isinstance(channel, bytes):
+        if message.get("type") not in ("subscribe", "ssubscribe") or not isinstance(channel, bytes):
             return
         if not channel.startswith(self._prefix_bytes):
             return

@@ -60,6 +60,7 @@ from pns_sio.wire import EV_BATCH, EV_COUNT, EV_DISCONNECT, EV_FETCH
 from ..support.processes import API_TOKEN, NodeProcess, NodeProcesses, NodeStartError, stable_port
 from ..support.proxy import RoundRobinProxy
 from ..support.redis import RedisProcess
+from ..support.redis_cluster import RedisClusterProcesses
 
 logger = logging.getLogger("soak")
 
@@ -95,7 +96,8 @@ class Config:
     settle: float = 30.0  # deadline for everything to reconnect and converge
     workdir: Path | None = None
     keep: bool = False
-    routing: str = "broadcast"  # PNS_ROUTING of the nodes and the publisher
+    # PNS_ROUTING of the nodes and the publisher; cluster: routed on a Redis Cluster
+    routing: str = "broadcast"
 
     @property
     def user_ids(self) -> list[str]:
@@ -350,17 +352,21 @@ class Soak:
         self.db = workdir / "pns.db"
         self.redis = RedisProcess(workdir)
         self.redis.port = stable_port()
+        # --routing cluster: routed mode on a Redis Cluster (3 primaries, a replica each).
+        self.cluster = RedisClusterProcesses(workdir) if config.routing == "cluster" else None
+        self.redis_url = self.redis.url if self.cluster is None else self.cluster.url
+        self.routing = "routed" if self.cluster is not None else config.routing
         self.nodes = NodeProcesses(
             workdir,
             store_url=f"sqlite:///{self.db}",
-            redis_url=self.redis.url,
+            redis_url=self.redis_url,
             api_token=API_TOKEN,
             ack_timeout=config.ack_timeout,
             ping_interval=2,
             ping_timeout=2,
             shutdown_grace=2,
             store_timeout=3,
-            routing=config.routing,
+            routing=self.routing,
             handshake_rate=0,  # every device comes from 127.0.0.1 here
             log_level="INFO",
         )
@@ -390,7 +396,7 @@ class Soak:
     async def run(self) -> int:
         cfg = self.config
         started = time.monotonic()
-        await asyncio.to_thread(self.redis.start)
+        await asyncio.to_thread(self.cluster.start if self.cluster else self.redis.start)
         try:
             await asyncio.gather(*(self.nodes.spawn(f"n{i + 1}") for i in range(cfg.nodes)))
             self.proxy = await RoundRobinProxy([n.port for n in self.nodes.nodes]).start()
@@ -398,8 +404,8 @@ class Soak:
             async with aiohttp.ClientSession(connector=connector) as self.http:
                 self.publisher = Publisher(
                     store_url=f"sqlite:///{self.db}",
-                    redis_url=self.redis.url,
-                    routing=cfg.routing,
+                    redis_url=self.redis_url,
+                    routing=self.routing,
                     store_timeout=3,
                 )
                 try:
@@ -413,7 +419,7 @@ class Soak:
             if self.proxy is not None:
                 await self.proxy.close()
             await self._stop_nodes()
-            await asyncio.to_thread(self.redis.stop)
+            await asyncio.to_thread(self.cluster.stop if self.cluster else self.redis.stop)
         self._check_store()
         self._report(time.monotonic() - started)
         return 1 if self.record.violations else 0
@@ -492,8 +498,16 @@ class Soak:
                 return
         self.record.violation(f"{nid} of {user} could not be announced in time", nid)
 
+    def _some_redis(self) -> RedisProcess:
+        """The Redis a fault hits: the one, or a running node of the cluster (a primary
+        killed for long enough is failed over to its replica)."""
+        if self.cluster is None:
+            return self.redis
+        return self.rng.choice([n for n in self.cluster.nodes if n.running])
+
     async def _stall_redis(self, seconds: float) -> None:
-        client = aioredis.Redis(host="127.0.0.1", port=self.redis.port, socket_timeout=5)
+        port = self._some_redis().port
+        client = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
         try:
             await client.execute_command("CLIENT", "PAUSE", str(int(seconds * 1000)), "WRITE")
             await asyncio.sleep(seconds)
@@ -515,9 +529,10 @@ class Soak:
                 await self._stall_redis(rng.uniform(2.5, 6.0))
                 continue
             if kind == "redis_restart":
-                await asyncio.to_thread(self.redis.stop)
+                redis = self._some_redis()
+                await asyncio.to_thread(redis.stop)
                 await asyncio.sleep(down_for)
-                await asyncio.to_thread(self.redis.start)
+                await asyncio.to_thread(redis.start)
                 continue
             node = rng.choice(self.nodes.nodes)
             if kind == "node_kill":
@@ -710,7 +725,9 @@ def parse_args(argv: list[str] | None) -> Config:
     parser.add_argument("--settle", type=float, default=30.0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the workdir even on success")
-    parser.add_argument("--routing", choices=("broadcast", "routed"), default="broadcast")
+    parser.add_argument(
+        "--routing", choices=("broadcast", "routed", "cluster"), default="broadcast"
+    )
     args = parser.parse_args(argv)
     return Config(
         seconds=args.seconds,

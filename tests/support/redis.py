@@ -15,13 +15,16 @@ from .ports import free_port
 class RedisProcess:
     """One redis-server we started; stop() and start() keep the same port (for outage tests)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, *, port: int | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (make test installs it)")
         self.binary = binary
         self.workdir = workdir
-        self.port = free_port()
+        self.port = free_port() if port is None else port
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,6 +56,7 @@ class RedisProcess:
                 str(self.workdir),
                 "--loglevel",
                 "warning",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
