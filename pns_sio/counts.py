@@ -46,12 +46,20 @@ class CountService:
         self._on_sent = on_sent
         self._wanted: dict[str, bool] = {}  # user -> everywhere?
         self._running: set[str] = set()
+        # user -> called once a count went to the user's devices here (directly)
+        self._then: dict[str, list[Callable[[], None]]] = {}
 
-    def refresh(self, user_id: str, *, everywhere: bool = False) -> None:
+    def refresh(
+        self, user_id: str, *, everywhere: bool = False, then: Callable[[], None] | None = None
+    ) -> None:
         """Send the user's true count soon: to this node's devices, or to every node's.
 
         A local refresh of a user with no connection here does no store work.
+        ``then`` is called once a count was written to the user's devices here; not
+        at all if the run ends otherwise (a store outage outlived, a send through Redis).
         """
+        if then is not None:
+            self._then.setdefault(user_id, []).append(then)
         self._wanted[user_id] = self._wanted.get(user_id, False) or everywhere
         if user_id not in self._running:
             self._running.add(user_id)
@@ -83,7 +91,14 @@ class CountService:
             return
         await self._send(user_id, unseen, everywhere=True)
 
-    async def _send(self, user_id: str, unseen: UnseenCount, *, everywhere: bool) -> None:
+    async def send_to(self, user_id: str, sid: str) -> None:
+        """The user's count to one connection now, read now. Raises StoreUnavailable."""
+        unseen = await self._store.unseen(user_id)
+        # A connection's sid is a room of its own; ignore_queue: it is on this node.
+        await self._emit(EV_COUNT, count_payload(unseen), NAMESPACE, room=sid, ignore_queue=True)
+        self._on_sent()
+
+    async def _send(self, user_id: str, unseen: UnseenCount, *, everywhere: bool) -> bool:
         try:
             # ignore_queue: this node's connections only, not through Redis to every node's.
             await self._emit(
@@ -95,8 +110,9 @@ class CountService:
             )
         except Exception:
             logger.exception("could not emit a count")
-        else:
-            self._on_sent()
+            return False
+        self._on_sent()
+        return True
 
     async def _run(self, user_id: str) -> None:
         delay = RETRY_MIN_DELAY
@@ -113,6 +129,12 @@ class CountService:
                     delay = min(delay * 2, RETRY_MAX_DELAY)
                     continue
                 delay = RETRY_MIN_DELAY
-                await self._send(user_id, unseen, everywhere=everywhere)
+                sent = await self._send(user_id, unseen, everywhere=everywhere)
+                # Only a direct send is known to be on the sockets now; through
+                # Redis it comes back later.
+                if sent and not everywhere:
+                    for then in self._then.pop(user_id, ()):
+                        then()
         finally:
             self._running.discard(user_id)
+            self._then.pop(user_id, None)

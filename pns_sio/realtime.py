@@ -74,12 +74,17 @@ class Connection:
     identity: Identity
     bucket: TokenBucket
     fetching: bool = False
+    # A count went to this connection: a batch may follow (PROTOCOL: the count first).
+    counted: bool = False
     pending_ack: asyncio.Future[tuple[Any, ...]] | None = None
     refused_in_a_row: int = 0
 
     @property
     def user_id(self) -> str:
         return self.identity.user_id
+
+    def mark_counted(self) -> None:
+        self.counted = True
 
 
 def handshake_from_environ(environ: dict[str, Any], auth: Any) -> Handshake:
@@ -237,7 +242,7 @@ class Realtime:
         self.sio.manager.basic_enter_room(sid, NAMESPACE, user_room(conn.user_id))
         trim_environ(self.sio.get_environ(sid, NAMESPACE) or {})
         # PROTOCOL: new-notifications-count is the first event of a connection.
-        self.counts.refresh(conn.user_id)
+        self.counts.refresh(conn.user_id, then=conn.mark_counted)
         if conn.identity.expires_at is not None:
             delay = max(0.0, conn.identity.expires_at - time.time())
             self._expiries.set(sid, asyncio.get_running_loop().time() + delay)
@@ -317,6 +322,11 @@ class Realtime:
                 # Closed while its batch was read (flooding, expiry, a stop): nobody is
                 # left to acknowledge, so the fetch ends now instead of at the timeout.
                 raise ClientGone()
+            if not conn.counted:
+                # The first count is still on its way (its read met a busy store, or
+                # went through Redis): this connection gets one of its own first.
+                await self.counts.send_to(conn.user_id, conn.sid)
+                conn.counted = True
             # ignore_queue: the ack must come back to this node, not through Redis.
             await self.sio.emit(EV_BATCH, batch, to=conn.sid, callback=on_ack, ignore_queue=True)
             async with asyncio.timeout(self.ack_timeout):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -150,8 +151,18 @@ class MongoProcess:
         self.port = int(self.base_url.rsplit(":", 1)[1])
         return self.base_url
 
+    def freeze(self) -> None:
+        """SIGSTOP, by its pid: the sockets stay open and nothing answers (a hung database)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen server could not end
             _stop(self.proc)
             self.proc = None
         # A traceback means the stand-in misbehaved: show it.
