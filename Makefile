@@ -101,8 +101,8 @@ js-bundle-check: js-deps
 
 ## js-test: the client under Node against real nodes, then end to end in headless Chromium.
 js-test: $(BIN)/.installed system-deps js-deps chromium
-	cd $(JS_DIR) && $(JS_ENV) $(NODE) --test --test-reporter=spec test/client.test.js test/reconnect.test.js
-	cd $(JS_DIR) && $(JS_ENV) $(NODE) --test --test-reporter=spec test/e2e.test.js
+	cd $(JS_DIR) && $(JS_ENV) $(NODE) --test --test-reporter=spec test/client.test.js test/reconnect.test.js test/package.test.js
+	cd $(JS_DIR) && $(JS_ENV) $(NODE) --test --test-reporter=spec test/e2e.test.js test/tabs.test.js
 
 ## demo-screenshot: refresh docs/demo.png (the demo page, from the end-to-end test).
 demo-screenshot: $(BIN)/.installed js-deps chromium

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 JS = ROOT / "clients" / "js"
 NODE = os.environ.get("NODE", "node")
+JS_NODE_TESTS = ["test/client.test.js", "test/reconnect.test.js", "test/package.test.js"]
 CHECKED = ["pns_sio", "tests", "examples", "bench", ".ci"]
 
 
@@ -31,8 +32,8 @@ def steps() -> list[tuple[str, list[str], Path]]:
         ("mypy", [str(BIN / "mypy")], ROOT),
         ("pytest", [str(BIN / "pytest"), *pytest_args], ROOT),
         ("JS bundle", [NODE, "build.mjs", "--check"], JS),
-        ("JS client", [*node_test, "test/client.test.js", "test/reconnect.test.js"], JS),
-        ("Chromium", [*node_test, "test/e2e.test.js"], JS),
+        ("JS client", [*node_test, *JS_NODE_TESTS], JS),
+        ("Chromium", [*node_test, "test/e2e.test.js", "test/tabs.test.js"], JS),
     ]
 
 

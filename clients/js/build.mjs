@@ -8,15 +8,20 @@
 //
 // The bundle is built as if it lived in pns_sio/static whatever --out says, so
 // a build into a temporary directory is byte-for-byte comparable.
+//
+// Every build fails past the size budget (gzipped), and --check also when
+// README.md's stated gzipped size is more than 0.5 KiB off.
 import { build } from "esbuild";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
+import { gzipSync } from "node:zlib";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const staticDir = path.resolve(here, "../../pns_sio/static");
 const NAMES = ["pns-client.js", "pns-client.js.map"];
+const BUDGET_KIB = 19; // gzipped; socket.io-client alone is 12.9 KiB of it (4.8.3)
 
 async function bundle() {
   const result = await build({
@@ -68,8 +73,30 @@ async function check(files) {
   console.log("pns_sio/static/pns-client.js is up to date with clients/js/src");
 }
 
+/** The bundle's gzipped size in KiB; exits past the budget (and, with `strict`, on a stale README). */
+async function checkSize(files, strict) {
+  const kib = gzipSync(files.get(NAMES[0]), { level: 9 }).length / 1024;
+  if (kib > BUDGET_KIB) {
+    console.error(`BUNDLE TOO LARGE: ${kib.toFixed(1)} KiB gzipped, the budget is ${BUDGET_KIB} KiB (build.mjs).`);
+    process.exit(1);
+  }
+  const readme = await readFile(path.join(here, "README.md"), "utf8");
+  const stated = Number((readme.match(/([0-9]+(?:\.[0-9]+)?) KiB gzipped/) || [])[1]);
+  if (!(Math.abs(stated - kib) <= 0.5)) {
+    const say = `clients/js/README.md says ${stated} KiB gzipped; the bundle is ${kib.toFixed(1)} KiB: update the README.`;
+    if (strict) {
+      console.error(`STALE SIZE: ${say}`);
+      process.exit(1);
+    }
+    console.warn(say);
+  }
+  return kib;
+}
+
 async function main(argv) {
   const files = await bundle();
+  const kib = await checkSize(files, argv[0] === "--check");
+  console.log(`pns-client.js: ${kib.toFixed(1)} KiB gzipped (budget ${BUDGET_KIB} KiB)`);
   if (argv[0] === "--check") return check(files);
   const outDir = argv[0] === "--out" && argv[1] ? path.resolve(argv[1]) : staticDir;
   await writeTo(outDir, files);

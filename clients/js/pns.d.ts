@@ -27,6 +27,20 @@ export interface PNSClientOptions {
   reconnectionDelay?: number;
   /** Longest reconnection delay in ms. Default 5000. */
   reconnectionDelayMax?: number;
+  /**
+   * Share one connection with the other tabs of this browser that connect to
+   * the same URL with the same credentials (Web Locks + BroadcastChannel; in
+   * a secure context). false: a connection of its own. Default true.
+   */
+  shareAcrossTabs?: boolean;
+  /**
+   * Who this tab is signed in as, for sharing: tabs share only when their URL,
+   * path, `auth` and shareKey are equal. Default: the token (a token
+   * function's first value), or none. Give the signed-in user's id when
+   * tokens rotate, and with cookie sign-in, so that a tab signed in as
+   * someone else never joins another user's connection.
+   */
+  shareKey?: string;
 }
 
 /** A notification as delivered to onNotifications handlers. */
@@ -44,6 +58,13 @@ export interface FetchResult {
   /** More unseen notifications are waiting: fetch again. */
   hasMore: boolean;
 }
+
+/**
+ * "alone": a connection of its own (sharing off or unavailable); "holder":
+ * this tab holds the connection the other tabs share; "follower": it uses
+ * the holder's.
+ */
+export type Role = "alone" | "holder" | "follower";
 
 export type ConnectionState =
   /** Opening the connection (first time or again). */
@@ -77,6 +98,8 @@ export type PNSErrorCode =
   | "token_failed"
   /** An onCount / onConnectionChange listener threw. */
   | "listener_failed"
+  /** This tab could not join or tell the other tabs (it then connects on its own, or an event's data could not be passed). */
+  | "share_failed"
   | (string & {});
 
 export declare class PNSError extends Error {
@@ -94,6 +117,10 @@ export declare class PNSClient {
   readonly state: ConnectionState;
   /** state === "connected" */
   readonly connected: boolean;
+  /** This tab's part in sharing the connection; null while it joins the other tabs. */
+  readonly role: Role | null;
+  /** "websocket" or "polling" while this tab holds an open connection; null otherwise. */
+  readonly transport: "websocket" | "polling" | null;
 
   /** fn(count) whenever the kept count changes (not on subscription: read `count` for that). */
   onCount(fn: (count: number) => void): Unsubscribe;
@@ -110,7 +137,7 @@ export declare class PNSClient {
    * Asks for the unseen notifications (up to `limit`, 1-100, default 50); they go
    * to the onNotifications handlers. Resolves once they are marked seen. Rejects
    * with a PNSError: the protocol's code, or "handler_failed", "no_handler",
-   * "disconnected" (no connection, or lost before the answer) or "timeout"
+   * "disconnected" (no connection, lost before the answer, or the tab holding the shared connection went away) or "timeout"
    * (no answer within `timeout` ms, default the fetchTimeout option). Always settles.
    */
   fetchNew(options?: { limit?: number; timeout?: number }): Promise<FetchResult>;
@@ -123,7 +150,10 @@ export declare class PNSClient {
 
   onConnectionChange(fn: (state: ConnectionState) => void): Unsubscribe;
 
-  /** Disconnects for good; pending fetches reject with "disconnected". */
+  /** fn(role) when this tab starts or stops holding the shared connection. */
+  onRoleChange(fn: (role: Role) => void): Unsubscribe;
+
+  /** Disconnects for good; pending fetches reject with "disconnected". If this tab held the shared connection, another tab takes over. */
   close(): void;
 }
 

@@ -1,21 +1,15 @@
 // PNS browser client: the unseen count and at-least-once delivery over Socket.IO.
 //
 // The wire contract is docs/protocol.md; pns.d.ts beside this file is the API
-// contract. One ES module, socket.io-client its only dependency.
+// contract. socket.io-client is the only dependency. The tabs of one browser
+// that connect with the same credentials share one connection (share.js);
+// elsewhere each client has a connection of its own (connection.js).
 
-import { io } from "socket.io-client";
+import { Connection, FINAL, RESERVED } from "./connection.js";
+import { PNSError } from "./errors.js";
+import { TabLink, canShareTabs } from "./share.js";
 
-const EV_COUNT = "new-notifications-count";
-const EV_BATCH = "new-notifications";
-const EV_FETCH = "get-new-notifications";
-const EV_DISCONNECT = "pns:disconnect";
-// Names a caller may not take over with on(): the client owns them.
-const RESERVED = new Set([
-  EV_COUNT, EV_BATCH, EV_FETCH, EV_DISCONNECT,
-  "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
-]);
-// Connection states after which nothing reconnects.
-const FINAL = new Set(["unauthorized", "stopped", "closed"]);
+export { PNSError };
 
 const DEFAULTS = {
   path: "/socket.io",
@@ -23,15 +17,7 @@ const DEFAULTS = {
   reconnectionDelay: 1000,
   reconnectionDelayMax: 5000,
 };
-
-/** An error with the protocol's `code` (or the client's own: disconnected, timeout, ...). */
-export class PNSError extends Error {
-  constructor(code, message, options) {
-    super(message || code, options);
-    this.name = "PNSError";
-    this.code = code;
-  }
-}
+const RETIRED_KEPT = 32; // connections whose late counts are still recognised as old
 
 /**
  * One device's connection to PNS: the live unseen count, and fetching the
@@ -40,50 +26,63 @@ export class PNSError extends Error {
  */
 export class PNSClient {
   constructor(options = {}) {
-    const { url, token, withCredentials = false, auth, ...rest } = options;
+    const { url, token, withCredentials = false, auth, shareAcrossTabs = true, shareKey, ...rest } = options;
     if (token !== undefined && token !== null && typeof token !== "string" && typeof token !== "function") {
       throw new TypeError("PNSClient: token must be a string or a function returning one");
     }
     if (auth !== undefined && (auth === null || typeof auth !== "object")) {
       throw new TypeError("PNSClient: auth must be an object of extra handshake fields");
     }
+    if (shareKey !== undefined && typeof shareKey !== "string") {
+      throw new TypeError("PNSClient: shareKey must be a string (the signed-in user's id, say)");
+    }
     this._opts = { ...DEFAULTS, ...rest };
-    this._token = token;
-    this._auth = auth || {};
     /** The kept unseen count; null until the first count arrives. */
     this.count = null;
     /** "connecting" | "connected" | "disconnected" | "unauthorized" | "stopped" | "closed" */
     this.state = "connecting";
-    this._rev = null; // highest rev seen on the current connection
-    this._epoch = 0; // bumps on every connect and disconnect: stale acks and tokens are dropped
-    this._listeners = { count: new Set(), batch: new Set(), error: new Set(), state: new Set() };
-    this._fetches = []; // pending fetchNew calls on the current connection, oldest first
-    this._retryTimer = null;
-    this._retries = 0;
-    this._directive = null; // the last pns:disconnect, until the disconnect it announces
-
-    const ioOptions = {
+    /** "alone" | "holder" | "follower"; null while a tab is joining its group. */
+    this.role = null;
+    this._conn = null; // the connection the kept count came on
+    this._rev = null; // highest rev seen on that connection
+    this._retired = []; // earlier connections: their counts are stale
+    this._listeners = { count: new Set(), batch: new Set(), error: new Set(), state: new Set(), role: new Set() };
+    this._events = new Map(); // application events: name -> Set of listeners
+    this._fetches = new Map(); // pending fetchNew calls, by tag
+    this._tags = 0;
+    // What a Connection (or the tab holding the group's) reports to this client.
+    this._sink = {
+      state: (state) => this._setState(state),
+      error: (error) => this._report(error),
+      count: (payload, conn) => this._onCount(payload, conn),
+      event: (name, args) => this._onEvent(name, args),
+      batch: (batch, tag) => this._deliver(batch, tag),
+    };
+    const config = {
+      url,
       path: this._opts.path,
-      // PROTOCOL/README: WebSocket first; long-polling only as a fallback
-      // (it needs sticky sessions behind a load balancer).
-      transports: ["websocket", "polling"],
-      tryAllTransports: true,
+      token,
+      auth: auth || {},
       withCredentials,
-      forceNew: true,
       reconnectionDelay: this._opts.reconnectionDelay,
       reconnectionDelayMax: this._opts.reconnectionDelayMax,
-      // A function, so a token function is asked again on every (re)connection.
-      auth: (send) => this._handshake(send),
-      autoConnect: false,
     };
-    this._socket = url === undefined ? io(ioOptions) : io(url, ioOptions);
-    this._wire();
-    this._socket.connect();
+    if (shareAcrossTabs !== false && canShareTabs()) {
+      this._link = new TabLink(this, config, shareKey);
+    } else {
+      this.role = "alone";
+      this._link = new Connection(config, this._sink);
+    }
   }
 
-  /** True while the connection is up. */
+  /** True while the connection is up (in a follower tab: the holder's). */
   get connected() {
     return this.state === "connected";
+  }
+
+  /** The transport of this tab's connection ("websocket" or "polling"); null in a follower tab or when down. */
+  get transport() {
+    return this._link.transport;
   }
 
   // -- subscriptions -----------------------------------------------------------
@@ -111,19 +110,22 @@ export class PNSClient {
     return this._add("state", fn);
   }
 
+  /** fn(role) when this tab starts or stops holding the shared connection. */
+  onRoleChange(fn) {
+    return this._add("role", fn);
+  }
+
   /** fn(...args) for an event the application emits to its users. Returns an unsubscribe function. */
   on(event, fn) {
     if (typeof event !== "string" || RESERVED.has(event)) {
       throw new TypeError(`PNSClient.on: ${String(event)} is reserved (use onCount, onNotifications, onConnectionChange)`);
     }
     if (typeof fn !== "function") throw new TypeError("PNSClient.on: fn must be a function");
-    const wrapped = (...args) => {
-      // An ack callback from the server is not the application's business here.
-      if (typeof args[args.length - 1] === "function") args.pop();
-      fn(...args);
-    };
-    this._socket.on(event, wrapped);
-    return () => this._socket.off(event, wrapped);
+    if (!this._events.has(event)) this._events.set(event, new Set());
+    const set = this._events.get(event);
+    const entry = (args) => fn(...args);
+    set.add(entry);
+    return () => set.delete(entry);
   }
 
   // -- fetching ----------------------------------------------------------------
@@ -135,24 +137,22 @@ export class PNSClient {
    * Always settles (after `timeout` ms at the latest).
    */
   fetchNew({ limit, timeout } = {}) {
-    if (this.state !== "connected" || !this._socket.connected) {
+    if (this.state !== "connected") {
       return Promise.reject(new PNSError("disconnected", "not connected"));
     }
     if (this._listeners.batch.size === 0) {
       return Promise.reject(new PNSError("no_handler", "register onNotifications(handler) before fetchNew()"));
     }
     const ms = timeout ?? this._opts.fetchTimeout;
+    const tag = ++this._tags;
     return new Promise((resolve, reject) => {
-      const pending = { resolve, reject, handlerError: null, timer: null };
+      const pending = { handlerError: null, timer: null };
       const settle = () => {
         clearTimeout(pending.timer);
-        const i = this._fetches.indexOf(pending);
-        if (i < 0) return false;
-        this._fetches.splice(i, 1);
-        return true;
+        return this._fetches.delete(tag);
       };
       pending.fail = (error) => settle() && reject(error);
-      pending.answer = (reply) => {
+      const answer = (reply) => {
         if (!settle()) return;
         if (reply && reply.ok === true) {
           if (pending.handlerError) {
@@ -168,16 +168,16 @@ export class PNSClient {
         }
       };
       pending.timer = setTimeout(() => pending.fail(new PNSError("timeout", `no answer within ${ms} ms`)), ms);
-      this._fetches.push(pending);
-      const payload = limit === undefined ? {} : { limit };
-      this._socket.emit(EV_FETCH, payload, (reply) => pending.answer(reply));
+      this._fetches.set(tag, pending);
+      this._link.fetch(limit === undefined ? {} : { limit }, tag).then(answer, pending.fail);
     });
   }
 
-  /** Disconnect for good; pending fetches reject with "disconnected". */
+  /** Disconnect for good; pending fetches reject with "disconnected". In a shared tab, another tab takes over. */
   close() {
     if (this.state === "closed") return;
-    this._stop("closed");
+    this._link.stop("closed");
+    this._setState("closed");
   }
 
   // -- internals ---------------------------------------------------------------
@@ -192,12 +192,16 @@ export class PNSClient {
   }
 
   _emit(kind, ...args) {
-    for (const fn of [...this._listeners[kind]]) {
+    this._call(this._listeners[kind], args, kind === "error");
+  }
+
+  _call(listeners, args, isErrorListener = false) {
+    for (const fn of [...listeners]) {
       try {
         fn(...args);
       } catch (err) {
         // A broken listener must not break the client; say so where it can be seen.
-        if (kind !== "error") this._report(new PNSError("listener_failed", String(err && err.message), { cause: err }));
+        if (!isErrorListener) this._report(new PNSError("listener_failed", String(err && err.message), { cause: err }));
         else setTimeout(() => { throw err; });
       }
     }
@@ -208,55 +212,30 @@ export class PNSClient {
   }
 
   _setState(state) {
-    if (this.state === state) return;
+    if (this.state === state || this.state === "closed") return;
     this.state = state;
+    if (FINAL.has(state)) {
+      for (const pending of [...this._fetches.values()]) pending.fail(new PNSError("disconnected", `client ${state}`));
+    }
     this._emit("state", state);
   }
 
-  _handshake(send) {
-    const epoch = this._epoch;
-    const token = this._token;
-    if (typeof token !== "function") {
-      send(token ? { ...this._auth, token } : { ...this._auth });
-      return;
+  _setRole(role) {
+    if (this.role === role) return;
+    this.role = role;
+    this._emit("role", role);
+  }
+
+  _onCount(payload, conn) {
+    if (conn !== this._conn) {
+      // PROTOCOL: the rev rule holds per connection; a count from a connection
+      // already left behind (a tab's that handed over) is stale.
+      if (this._retired.includes(conn)) return;
+      if (this._conn !== null) this._retired.push(this._conn);
+      if (this._retired.length > RETIRED_KEPT) this._retired.shift();
+      this._conn = conn;
+      this._rev = null;
     }
-    Promise.resolve()
-      .then(() => token())
-      .then(
-        (value) => {
-          if (epoch !== this._epoch || FINAL.has(this.state)) return;
-          send(value ? { ...this._auth, token: String(value) } : { ...this._auth });
-        },
-        (err) => {
-          if (epoch !== this._epoch || FINAL.has(this.state)) return;
-          this._report(new PNSError("token_failed", `token function failed: ${err && err.message}`, { cause: err }));
-          this._socket.disconnect();
-          this._retryLater();
-        },
-      );
-  }
-
-  _wire() {
-    const socket = this._socket;
-    socket.on("connect", () => {
-      this._epoch += 1;
-      this._rev = null; // PROTOCOL: the rev rule holds per connection
-      this._retries = 0;
-      this._directive = null;
-      this._setState("connected");
-    });
-    socket.on("disconnect", (reason) => this._onDisconnect(reason));
-    socket.on("connect_error", (err) => this._onConnectError(err));
-    socket.io.on("reconnect_attempt", () => {
-      if (!FINAL.has(this.state)) this._setState("connecting");
-    });
-    socket.on(EV_COUNT, (payload) => this._onCount(payload));
-    socket.on(EV_BATCH, (batch, ack) => this._onBatch(batch, ack));
-    socket.on(EV_DISCONNECT, (payload) => this._onDirective(payload));
-  }
-
-  _onCount(payload) {
-    if (!payload || typeof payload.count !== "number" || typeof payload.rev !== "number") return;
     // PROTOCOL: keep the highest rev; on an equal rev the later value wins.
     if (this._rev !== null && payload.rev < this._rev) return;
     this._rev = payload.rev;
@@ -266,17 +245,20 @@ export class PNSClient {
     }
   }
 
-  async _onBatch(batch, ack) {
-    const epoch = this._epoch;
-    const pending = this._fetches[0]; // one fetch at a time is served per connection
+  _onEvent(name, args) {
+    const listeners = this._events.get(name);
+    if (listeners) this._call(listeners, [args]);
+  }
+
+  /** Run the handlers on a batch; true when all accepted it (the link acknowledges accordingly). */
+  async _deliver(batch, tag) {
     const notifications = (batch && Array.isArray(batch.notifications) ? batch.notifications : []).map((n) => ({
       id: n.id,
       data: n.data,
       createdAt: n.created_at,
     }));
-    let failure = null;
     const handlers = [...this._listeners.batch];
-    if (handlers.length === 0) failure = new PNSError("no_handler", "no onNotifications handler");
+    let failure = handlers.length === 0 ? new PNSError("no_handler", "no onNotifications handler") : null;
     for (const handler of handlers) {
       try {
         await handler(notifications);
@@ -285,92 +267,11 @@ export class PNSClient {
         break;
       }
     }
-    // An ack on a later connection would answer nothing (the node dropped it).
-    if (epoch !== this._epoch || typeof ack !== "function") return;
-    if (failure) {
-      if (pending && this._fetches.includes(pending)) pending.handlerError = failure;
-      else this._report(new PNSError("handler_failed", `notification handler failed: ${failure.message}`, { cause: failure }));
-      // PROTOCOL: {"received": []} accepts none: they come again next time.
-      ack({ received: [] });
-    } else {
-      ack(); // PROTOCOL: no argument accepts the whole batch
-    }
-  }
-
-  _onDirective(payload) {
-    if (!payload || typeof payload !== "object") return;
-    this._directive = { code: String(payload.code || "disconnect"), reconnect: payload.reconnect === true };
-    // The node disconnects right after; close first so nothing races the reconnect.
-    if (this._socket.connected) this._socket.disconnect();
-  }
-
-  _onDisconnect(reason) {
-    this._epoch += 1;
-    for (const pending of [...this._fetches]) pending.fail(new PNSError("disconnected", `connection lost (${reason})`));
-    if (FINAL.has(this.state)) return;
-    const directive = this._directive;
-    this._directive = null;
-    if (directive) {
-      if (directive.reconnect) {
-        // shutdown, token_expired: connect again (the token function is asked anew).
-        this._setState("disconnected");
-        this._retryLater();
-      } else {
-        this._report(new PNSError(directive.code, `the node closed the connection (${directive.code}) and asked not to reconnect`));
-        this._stop("stopped");
-      }
-      return;
-    }
-    if (reason === "io server disconnect") {
-      // Socket.IO's rule: a disconnect by the server without a pns:disconnect is final.
-      this._report(new PNSError("disconnected", "the node closed the connection"));
-      this._stop("stopped");
-      return;
-    }
-    // Transport lost: socket.io-client reconnects by itself, with back-off.
-    this._setState("disconnected");
-  }
-
-  _onConnectError(err) {
-    if (FINAL.has(this.state)) return;
-    const code = err && err.data && typeof err.data === "object" ? err.data.code : undefined;
-    if (code === "unauthorized") {
-      // PROTOCOL: a refused connection is not retried.
-      this._report(new PNSError("unauthorized", "the node refused the credentials"));
-      this._stop("unauthorized");
-      return;
-    }
-    if (code) {
-      // unavailable, rate_limited, ...: a refusal Socket.IO does not retry by itself.
-      this._report(new PNSError(code, (err && err.message) || code));
-      this._setState("disconnected");
-      this._retryLater();
-      return;
-    }
-    // Transport failure: the manager retries on its own.
-    this._setState("disconnected");
-  }
-
-  _retryLater() {
-    if (this._retryTimer || FINAL.has(this.state)) return;
-    const base = Math.min(this._opts.reconnectionDelay * 2 ** this._retries, this._opts.reconnectionDelayMax);
-    this._retries += 1;
-    const delay = base * (0.5 + Math.random()); // jitter: a stopping node's clients spread out
-    this._retryTimer = setTimeout(() => {
-      this._retryTimer = null;
-      if (FINAL.has(this.state)) return;
-      this._setState("connecting");
-      this._socket.connect();
-    }, Math.min(delay, this._opts.reconnectionDelayMax));
-  }
-
-  _stop(state) {
-    clearTimeout(this._retryTimer);
-    this._retryTimer = null;
-    this._setState(state);
-    this._epoch += 1;
-    for (const pending of [...this._fetches]) pending.fail(new PNSError("disconnected", `client ${state}`));
-    this._socket.disconnect();
+    if (!failure) return true;
+    const pending = tag === undefined ? undefined : this._fetches.get(tag);
+    if (pending) pending.handlerError = failure;
+    else this._report(new PNSError("handler_failed", `notification handler failed: ${failure.message}`, { cause: failure }));
+    return false;
   }
 }
 

@@ -58,12 +58,12 @@ function gate() {
 
 /** Feed the client an event as if it had arrived on its connection. */
 function inject(made, event, payload) {
-  made._socket.onevent({ data: [event, payload] });
+  made._link._socket.onevent({ data: [event, payload] });
 }
 
 /** Drop the transport under the client (as a network failure would); it reconnects by itself. */
 function dropTransport(made) {
-  made._socket.io.engine.close();
+  made._link._socket.io.engine.close();
 }
 
 describe("count", () => {
@@ -380,7 +380,7 @@ describe("credentials", () => {
     made.onConnectionChange((s) => states.push(s));
     await stateIs(made, "unauthorized");
     assert.deepEqual(errors.map((e) => e.code), ["unauthorized"]);
-    assert.equal(made._socket.active, false, "the socket is not waiting to reconnect");
+    assert.equal(made._link._socket.active, false, "the socket is not waiting to reconnect");
     // Nothing is scheduled: with a 50 ms reconnection delay a retry would have come by now.
     await new Promise((resolve) => setTimeout(resolve, 400));
     assert.equal(calls, 1);
@@ -414,7 +414,7 @@ describe("credentials", () => {
 describe("transport", () => {
   test("WebSocket first", async () => {
     const made = await connected(newUser());
-    assert.equal(made._socket.io.engine.transport.name, "websocket");
+    assert.equal(made._link._socket.io.engine.transport.name, "websocket");
   });
 
   test("long-polling when WebSockets are blocked on the way", async () => {
@@ -436,7 +436,7 @@ describe("transport", () => {
     try {
       const user = newUser();
       const made = await connected(user, { url: `http://127.0.0.1:${proxy.address().port}` });
-      assert.equal(made._socket.io.engine.transport.name, "polling");
+      assert.equal(made._link._socket.io.engine.transport.name, "polling");
       await countIs(made, 0);
       await node.notify(user);
       await countIs(made, 1);

@@ -6,31 +6,10 @@
 // PNS_SCREENSHOT=path saves a screenshot of the demo page there
 // (`make demo-screenshot` refreshes docs/demo.png).
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
 
+import { WAIT, badge, badgeIs, connectedAs, launchChromium } from "./support/browser.js";
 import { PnsNode, tempDir } from "./support/pns.js";
-
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const WAIT = { timeout: 20000 };
-
-function chromiumPath() {
-  const found = spawnSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" });
-  if (found.status !== 0) {
-    throw new Error("chromium is not installed: run `make chromium` (apt-get install chromium, as root)");
-  }
-  return found.stdout.trim();
-}
 
 const tmp = tempDir("pns-e2e-");
 const storeUrl = `sqlite:///${tmp.dir}/pns.db`;
@@ -39,11 +18,8 @@ let node;
 let browser;
 
 before(async () => {
-  const executablePath = chromiumPath();
   node = await new PnsNode({ storeUrl }).start();
-  // Playwright gives every launch a fresh temporary profile (--user-data-dir)
-  // itself and refuses that flag in args.
-  browser = await chromium.launch({ executablePath, headless: true, chromiumSandbox: false, args: FLAGS });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -62,18 +38,6 @@ async function device(user) {
   return page;
 }
 
-const connectedAs = (page, user) =>
-  page.waitForFunction(
-    (who) => document.getElementById("status-text").textContent === `connected as ${who}`,
-    user,
-    WAIT,
-  );
-
-const badgeIs = (page, count) =>
-  page.waitForFunction((n) => document.getElementById("count").dataset.count === String(n), count, WAIT);
-
-const badge = (page) => page.evaluate(() => document.getElementById("count").dataset.count);
-
 test("the count moves on both of alice's devices, not on bob's, and survives a node restart", async () => {
   const phone = await device("alice");
   const laptop = await device("alice");
@@ -84,7 +48,7 @@ test("the count moves on both of alice's devices, not on bob's, and survives a n
     "function",
     "the bundle defines the global PNS.PNSClient",
   );
-  assert.equal(await phone.evaluate(() => window.pnsClient._socket.io.engine.transport.name), "websocket");
+  assert.equal(await phone.evaluate(() => window.pnsClient.transport), "websocket");
 
   // "Send a test notification" (the HTTP API) to alice from her phone.
   await phone.fill("#text", "Your report is ready");

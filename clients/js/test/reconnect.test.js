@@ -65,8 +65,8 @@ describe("node restart", () => {
     assert.equal(calls.n, 1);
 
     const told = nextValue((fn) => {
-      phone._socket.on("pns:disconnect", fn);
-      return () => phone._socket.off("pns:disconnect", fn);
+      phone._link._socket.on("pns:disconnect", fn);
+      return () => phone._link._socket.off("pns:disconnect", fn);
     });
     const states = [];
     phone.onConnectionChange((s) => states.push(s));
@@ -166,7 +166,7 @@ describe("events from the application through the Redis manager", { skip: noRedi
     await app.emit("pns:disconnect", { code: "rate_limited", reconnect: false }, "frank");
     assert.equal((await reported).code, "rate_limited");
     assert.equal(made.state, "stopped");
-    assert.equal(made._socket.active, false, "nothing waits to reconnect");
+    assert.equal(made._link._socket.active, false, "nothing waits to reconnect");
     assert.equal(calls.n, 1);
     assert.equal((await made.fetchNew().catch((e) => e)).code, "disconnected");
   });
