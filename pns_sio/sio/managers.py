@@ -10,8 +10,9 @@ which only schedules work, because the pub/sub listener handles messages one at 
 time and store work inside it would stall all cross-node traffic.
 
 ``RedisBroker`` is built on ``AsyncPubSubManager``'s extension points where they
-reach: ``_publish`` (one queue and one pipelined connection for every publish,
-bounded in time, lost messages remembered so their users' counts go out again)
+reach: ``_publish`` (into the node's ``Outbox``: one queue and one pipelined
+connection for every publish, bounded in time, lost messages remembered so their
+users' counts go out again)
 and ``_listen`` (PNS reads each message itself: what is not JSON or nests too deep
 is dropped and counted, not silently lost in the library). Three parts cannot be
 done through them, and override ``AsyncRedisManager``/``AsyncPubSubManager``
@@ -45,6 +46,7 @@ from ..quiet_log import QuietLog
 from ..settings import redact_url
 from ..store import UnseenCount
 from ..wire import EV_RESYNC, EV_SIGNAL, room_user
+from .outbox import Message, Outbox
 from .rooms import RoomIndex
 from .server import NodeHooks
 
@@ -53,10 +55,6 @@ _quiet = QuietLog(logger)
 
 RESUBSCRIBE_MIN_DELAY = 0.2
 RESUBSCRIBE_MAX_DELAY = 2.0
-OUTBOX_LIMIT = 10_000  # messages waiting for Redis; past that they are dropped (and logged)
-PIPELINE_MAX = 500  # messages sent in one round trip
-LOST_USERS_MAX = 10_000  # users remembered after lost publishes; past that, everyone
-LOST_PROBE_INTERVAL = 1.0  # seconds between probes of Redis while messages were lost
 PROBE_SUFFIX = ":pns-probe"  # the probe publishes to a channel nobody listens to
 COMPLAINT_MIN_GAP = 5.0  # seconds between warnings while Redis does not answer, doubling
 COMPLAINT_MAX_GAP = 300.0
@@ -186,17 +184,12 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
         self._on_received = on_received
         self.channel: str = channel
         self._channel_bytes = channel.encode("utf-8")
-        self._lost: set[str] | None = set()
-        self._losing = False
         self.subscribed = False
         self._pub_client: Any = None
         self._sub_client: Any = None
         self._sub: Any = None
         self._closed = False
-        # (message, the user whose room it is for, or None)
-        self._outbox: asyncio.Queue[tuple[str, str | None]] | None = None
-        self._sender: asyncio.Task[None] | None = None
-        self.dropped = 0
+        self._outbox = Outbox(self._publish_batch, self._publish_lost)
 
     # -- connections ---------------------------------------------------------
 
@@ -220,107 +213,36 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
                 logger.debug("error closing a redis connection", exc_info=True)
 
     async def _publish(self, data: Any) -> Any:
-        """Queue a message for the other nodes; never waits for Redis.
-
-        One sender task sends what is queued in one pipelined round trip on one
-        connection (python-socketio's own opens a connection per concurrent emit). If Redis
-        is down the sender gives up after two tries and logs; the store is the
-        truth and the other nodes resync when their subscription comes back.
-        """
-        if self._closed:
-            return None
-        if self._outbox is None:
-            self._outbox = asyncio.Queue(OUTBOX_LIMIT)
-            self._sender = asyncio.create_task(self._send_loop(), name="redis-publisher")
-        message = (self.json.dumps(data), _user_of(data))
-        try:
-            self._outbox.put_nowait(message)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            self._lose([message])
-            if self.dropped % 1000 == 1:
-                logger.warning("redis is not keeping up: %d messages dropped", self.dropped)
+        """Queue a message for the other nodes; never waits for Redis (``outbox.py``)."""
+        if not self._closed:
+            self._outbox.put((self.json.dumps(data), _user_of(data)))
         return None
 
-    def _lose(self, messages: list[tuple[str, str | None]]) -> None:
-        """Remember whose messages were lost: their counts are published again once Redis
-        takes messages (the store is the truth; this is how the other nodes hear it)."""
-        self._losing = True
-        for _, user in messages:
-            if self._lost is None:
-                return
-            if user is None or len(self._lost) >= LOST_USERS_MAX:
-                self._lost = None
-                return
-            self._lost.add(user)
-
-    def _recovered(self) -> None:
-        if not self._losing:
-            return
-        lost, self._lost, self._losing = self._lost, set(), False
-        logger.warning(
-            "redis takes messages again; re-publishing the counts of %s",
-            "every user" if lost is None else f"{len(lost)} users",
-        )
+    def _publish_lost(self, lost: set[str] | None) -> None:
+        # Through a method: the hooks are the server's, set after construction.
         self.hooks.on_publish_lost(lost)
 
-    async def _send_loop(self) -> None:
-        assert self._outbox is not None
-        outbox = self._outbox
-        while True:
-            if self._losing:
-                # Lost messages wait for Redis to answer again, even if nothing new
-                # is published meanwhile: probe it now and then.
-                try:
-                    async with asyncio.timeout(LOST_PROBE_INTERVAL):
-                        first = await outbox.get()
-                except TimeoutError:
-                    await self._send([])
-                    continue
-            else:
-                first = await outbox.get()
-            batch = [first]
-            while len(batch) < PIPELINE_MAX and not outbox.empty():
-                batch.append(outbox.get_nowait())
-            try:
-                await self._send(batch)
-            finally:
-                for _ in batch:
-                    outbox.task_done()
-
-    async def _send(self, batch: list[tuple[str, str | None]]) -> None:
-        """Publish ``batch`` in one round trip (an empty one is a probe); two tries, then
-        the batch counts as lost (``_lose``)."""
-        for attempt in (1, 2):
-            try:
-                if self._pub_client is None:
-                    self._pub_client = self._new_client()
-                async with asyncio.timeout(self.publish_timeout):
-                    if batch:
-                        pipe = self._pub_client.pipeline(transaction=False)
-                        for message, user in batch:
-                            self._queue_publish(pipe, user, message)
-                        await pipe.execute()
-                    else:
-                        # A publish, not a PING: a stalled Redis (CLIENT PAUSE, a blocked
-                        # primary) may answer PING while it still takes no PUBLISH.
-                        await self._pub_client.publish(self.channel + PROBE_SUFFIX, "")
-                self._recovered()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                client, self._pub_client = self._pub_client, None
-                await self._discard(client)
-                if attempt == 2:
-                    if batch:
-                        logger.warning(
-                            "cannot publish %d messages to redis (%s); their users' counts "
-                            "go out again when it answers",
-                            len(batch),
-                            type(exc).__name__,
-                        )
-                    self._lose(batch)
+    async def _publish_batch(self, batch: list[Message]) -> None:
+        """One round trip on the publishing connection (an empty batch is a probe),
+        bounded in time; raises, with the connection discarded, when Redis did not
+        take it."""
+        try:
+            if self._pub_client is None:
+                self._pub_client = self._new_client()
+            async with asyncio.timeout(self.publish_timeout):
+                if batch:
+                    pipe = self._pub_client.pipeline(transaction=False)
+                    for message, user in batch:
+                        self._queue_publish(pipe, user, message)
+                    await pipe.execute()
+                else:
+                    # A publish, not a PING: a stalled Redis (CLIENT PAUSE, a blocked
+                    # primary) may answer PING while it still takes no PUBLISH.
+                    await self._pub_client.publish(self.channel + PROBE_SUFFIX, "")
+        except Exception:
+            client, self._pub_client = self._pub_client, None
+            await self._discard(client)
+            raise
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         delay = RESUBSCRIBE_MIN_DELAY
@@ -451,14 +373,8 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager):
         if self._closed:
             return
         self._closed = True
-        if self._outbox is not None and self._sender is not None:
-            # Counts pushed while stopping (acks finished in the grace) still go out.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.publish_timeout):
-                    await self._outbox.join()
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+        # Counts pushed while stopping (acks finished in the grace) still go out.
+        await self._outbox.close(self.publish_timeout)
         thread = getattr(self, "thread", None)
         if thread is not None:
             thread.cancel()
