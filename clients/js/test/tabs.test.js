@@ -209,6 +209,25 @@ test("the holding tab closes while a notification arrives and a fetch is in flig
   }
 });
 
+test("the holding tab crashes: the next takes over, and the count is right", async () => {
+  const context = await browser.newContext();
+  try {
+    const tabs = [await tab(context, "gina"), await tab(context, "gina")];
+    const { holder, followers: [other] } = await rolesOf(tabs);
+    const crashed = new Promise((resolve) => holder.once("crash", resolve));
+    const cdp = await context.newCDPSession(holder);
+    cdp.send("Page.crash").catch(() => {}); // the renderer is gone before it could answer
+    await crashed;
+    await node.notify("gina", { text: "after the crash" });
+    assert.equal((await rolesOf([other])).holder, other);
+    await connectedAs(other, "gina");
+    await badgeIs(other, 1);
+    await waitFor(async () => (await connections()) === 1, { message: "the crashed tab's connection gone" });
+  } finally {
+    await context.close();
+  }
+});
+
 test("an asking tab that closes before its handler returned: the holder accepts nothing", async () => {
   const context = await browser.newContext();
   try {
