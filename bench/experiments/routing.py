@@ -4,7 +4,8 @@ notification: CPU summed over all nodes, the CPU of the nodes holding nobody, an
 messages the nodes read from Redis (pns_broker_messages_received_total); Redis CPU.
 MODES: broadcast, routed, cluster (PNS; cluster: routed on a Redis Cluster of 3
 primaries, Redis CPU summed over them), peer-classic, peer-sharded (the Node peer with
-@socket.io/redis-adapter's classic adapter, or its sharded one in dynamic-private mode).
+@socket.io/redis-adapter's classic adapter, or its sharded one in dynamic-private mode),
+peer-cluster (the peer's sharded adapter on the same kind of Redis Cluster).
 
     .venv/bin/python bench/experiments/routing.py MODES NODE_COUNTS USERS RATE STEP_S
     .venv/bin/python bench/experiments/routing.py broadcast,routed 2,4,8 1000 1000 10
@@ -32,15 +33,16 @@ async def received(b: R.Bench, nodes: list[R.Node]) -> list[float]:
 
 async def one(mode: str, count: int, users: int, rate: float, step_s: float) -> None:
     # Read when each node starts (Target.argv_env).
+    on_cluster = mode in ("cluster", "peer-cluster")
     if mode.startswith("peer-"):
         tname = "peer"
-        os.environ["PEER_ADAPTER"] = mode.removeprefix("peer-")
+        os.environ["PEER_ADAPTER"] = "sharded" if on_cluster else mode.removeprefix("peer-")
     else:
         tname = "pns"
         os.environ["BENCH_PNS_ROUTING"] = "routed" if mode == "cluster" else mode
     cluster = None
     async with common.session(tname) as (b, target, tmp):
-        if mode == "cluster":  # 3 primaries on loopback, no replicas
+        if on_cluster:  # 3 primaries on loopback, no replicas
             cluster = RedisClusterProcesses(tmp, replicas=0)
             await asyncio.to_thread(cluster.start)
             redis = cluster.url

@@ -626,9 +626,17 @@ async function main() {
   let pub = null;
   let sub = null;
   if (settings.redisUrl) {
-    const { createClient } = require('redis');
+    const { createClient, createCluster } = require('redis');
     const { createAdapter, createShardedAdapter } = require('@socket.io/redis-adapter');
-    pub = createClient({ url: settings.redisUrl });
+    if (settings.redisUrl.startsWith('redis+cluster://')) {
+      // redis+cluster://h:p,h:p (PNS's form): node-redis's cluster client; the sharded
+      // adapter's SPUBLISH/SSUBSCRIBE follow each room's slot to its shard.
+      if (settings.adapter !== 'sharded') throw new Error('a Redis Cluster needs PEER_ADAPTER=sharded');
+      const seeds = settings.redisUrl.slice('redis+cluster://'.length).split('/')[0].split(',');
+      pub = createCluster({ rootNodes: seeds.map((hostPort) => ({ url: `redis://${hostPort}` })) });
+    } else {
+      pub = createClient({ url: settings.redisUrl });
+    }
     sub = pub.duplicate();
     for (const c of [pub, sub]) c.on('error', (err) => log('WARNING', 'redis:', err.message));
     await Promise.all([pub.connect(), sub.connect()]);
