@@ -414,7 +414,9 @@ describe("credentials", () => {
 describe("transport", () => {
   test("WebSocket first", async () => {
     const made = await connected(newUser());
-    assert.equal(made._link._socket.io.engine.transport.name, "websocket");
+    assert.equal(made.transport, "websocket");
+    // Node has no Web Locks: a connection of its own, as in a browser without them.
+    assert.equal(made.role, "alone");
   });
 
   test("long-polling when WebSockets are blocked on the way", async () => {
@@ -436,7 +438,7 @@ describe("transport", () => {
     try {
       const user = newUser();
       const made = await connected(user, { url: `http://127.0.0.1:${proxy.address().port}` });
-      assert.equal(made._link._socket.io.engine.transport.name, "polling");
+      assert.equal(made.transport, "polling");
       await countIs(made, 0);
       await node.notify(user);
       await countIs(made, 1);
@@ -493,5 +495,6 @@ describe("API surface", () => {
   test("bad options are refused up front", () => {
     assert.throws(() => new PNSClient({ url: node.url, token: 42 }), TypeError);
     assert.throws(() => new PNSClient({ url: node.url, auth: "x" }), TypeError);
+    assert.throws(() => new PNSClient({ url: node.url, shareKey: 42 }), TypeError);
   });
 });

@@ -90,6 +90,18 @@ async function rolesOf(pages) {
   return { holder, followers: pages.filter((page) => page !== holder) };
 }
 
+/** `count` tabs of `user` in a new browser (context), roles settled; it closes after `fn`. */
+async function withTabs(user, count, fn) {
+  const context = await browser.newContext();
+  try {
+    const tabs = [];
+    for (let i = 0; i < count; i += 1) tabs.push(await tab(context, user));
+    return await fn({ tabs, ...(await rolesOf(tabs)) });
+  } finally {
+    await context.close();
+  }
+}
+
 /**
  * Start a fetch in `page` whose handler records the batch and then waits
  * until openGate(); the outcome lands in window.outcome.
@@ -117,10 +129,7 @@ const seen = (page) => page.evaluate(() => window.seen);
 const ascending = (counts) => counts.every((count, i) => i === 0 || count >= counts[i - 1]);
 
 test("three tabs share one connection: every tab gets every count and event, a fetch is the asking tab's", async () => {
-  const context = await browser.newContext();
-  try {
-    const tabs = [await tab(context, "alice"), await tab(context, "alice"), await tab(context, "alice")];
-    const { holder, followers } = await rolesOf(tabs);
+  await withTabs("alice", 3, async ({ tabs, holder, followers }) => {
     const [asker, other] = followers;
     await waitFor(async () => (await connections()) === 1, { message: "exactly one connection for three tabs" });
     assert.equal(await holder.evaluate(() => window.pnsClient.transport), "websocket");
@@ -164,16 +173,11 @@ test("three tabs share one connection: every tab gets every count and event, a f
     assert.deepEqual(lists.sort(), ["three", "two"]);
     await Promise.all(tabs.map((page) => badgeIs(page, 0)));
     assert.equal(await connections(), 1);
-  } finally {
-    await context.close();
-  }
+  });
 });
 
 test("the holding tab closes while a notification arrives and a fetch is in flight: another takes over, nothing is marked or lost", async () => {
-  const context = await browser.newContext();
-  try {
-    const tabs = [await tab(context, "alice"), await tab(context, "alice"), await tab(context, "alice")];
-    const { holder, followers } = await rolesOf(tabs);
+  await withTabs("alice", 3, async ({ tabs, holder, followers }) => {
     const [asker, other] = followers;
     await node.notify("alice", { text: "before" });
     await Promise.all(tabs.map((page) => badgeIs(page, 1)));
@@ -204,18 +208,13 @@ test("the holding tab closes while a notification arrives and a fetch is in flig
     assert.equal(list.length, earlier + 2);
     assert.deepEqual(list.slice(0, 2).sort(), ["before", "during"], "the newest on top");
     await Promise.all([badgeIs(asker, 0), badgeIs(other, 0)]);
-  } finally {
-    await context.close();
-  }
+  });
 });
 
 test("the holding tab crashes: the next takes over, and the count is right", async () => {
-  const context = await browser.newContext();
-  try {
-    const tabs = [await tab(context, "gina"), await tab(context, "gina")];
-    const { holder, followers: [other] } = await rolesOf(tabs);
+  await withTabs("gina", 2, async ({ holder, followers: [other] }) => {
     const crashed = new Promise((resolve) => holder.once("crash", resolve));
-    const cdp = await context.newCDPSession(holder);
+    const cdp = await holder.context().newCDPSession(holder);
     cdp.send("Page.crash").catch(() => {}); // the renderer is gone before it could answer
     await crashed;
     await node.notify("gina", { text: "after the crash" });
@@ -223,16 +222,11 @@ test("the holding tab crashes: the next takes over, and the count is right", asy
     await connectedAs(other, "gina");
     await badgeIs(other, 1);
     await waitFor(async () => (await connections()) === 1, { message: "the crashed tab's connection gone" });
-  } finally {
-    await context.close();
-  }
+  });
 });
 
 test("an asking tab that closes before its handler returned: the holder accepts nothing", async () => {
-  const context = await browser.newContext();
-  try {
-    const tabs = [await tab(context, "erin"), await tab(context, "erin")];
-    const { holder, followers: [asker] } = await rolesOf(tabs);
+  await withTabs("erin", 2, async ({ holder, followers: [asker] }) => {
     await node.notify("erin", { text: "kept" });
     await badgeIs(holder, 1);
     await gatedFetch(asker);
@@ -241,13 +235,11 @@ test("an asking tab that closes before its handler returned: the holder accepts 
     // The node answers the holder's fetch once the holder accepted none of the batch.
     await waitFor(async () => (await storedCount("erin")) === 1 && (await connections()) === 1, {
       message: "the notification still unseen, the holder still connected",
-    });
-    await holder.evaluate(() => { window.pnsClient.onNotifications(() => {}); });
-    assert.deepEqual(await holder.evaluate(() => window.pnsClient.fetchNew()), { delivered: 1, hasMore: false });
-    await badgeIs(holder, 0);
-  } finally {
-    await context.close();
-  }
+  });
+  await holder.evaluate(() => { window.pnsClient.onNotifications(() => {}); });
+  assert.deepEqual(await holder.evaluate(() => window.pnsClient.fetchNew()), { delivered: 1, hasMore: false });
+  await badgeIs(holder, 0);
+  });
 });
 
 test("tabs signed in as other users, and other browsers, never share a connection", async () => {
