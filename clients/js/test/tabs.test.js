@@ -9,7 +9,7 @@ import { after, before, beforeEach, test } from "node:test";
 
 import { PNSClient } from "../src/pns.js";
 import { WAIT, badgeIs, connectedAs, launchChromium } from "./support/browser.js";
-import { AppEmitter, PnsNode, RedisServer, tempDir, waitFor } from "./support/pns.js";
+import { AppEmitter, JWT_SECRET, PnsNode, RedisServer, signJwt, tempDir, waitFor } from "./support/pns.js";
 
 const tmp = tempDir("pns-tabs-");
 const pageErrors = [];
@@ -20,10 +20,11 @@ let browser;
 
 before(async () => {
   redis = await new RedisServer().start();
-  // A long acknowledgement timeout: a test holds a handler open on purpose.
+  // A long acknowledgement timeout: a test holds a handler open on purpose. Demo mode
+  // (auth: {user_id}), and tokens for handshakes that name no user.
   node = await new PnsNode({
     storeUrl: `sqlite:///${tmp.dir}/pns.db`,
-    env: { PNS_REDIS_URL: redis.url, PNS_ACK_TIMEOUT: "30" },
+    env: { PNS_REDIS_URL: redis.url, PNS_ACK_TIMEOUT: "30", PNS_JWT_SECRET: JWT_SECRET },
   }).start();
   emitter = new AppEmitter(redis.url);
   browser = await launchChromium();
@@ -268,6 +269,39 @@ test("tabs signed in as other users, and other browsers, never share a connectio
   } finally {
     await first.close();
     await second.close();
+  }
+});
+
+test("tabs with tokens share only with the same token; a signed-out tab never joins", async () => {
+  const context = await browser.newContext();
+  try {
+    const henry = signJwt({ sub: "henry" });
+    const pages = [];
+    for (const token of [henry, henry, signJwt({ sub: "iris" }), null]) {
+      const page = await context.newPage();
+      await page.goto(`${node.url}/demo`);
+      await page.evaluate(({ url, token: t }) => {
+        window.own = new window.PNS.PNSClient(t ? { url, token: t } : { url });
+      }, { url: node.url, token });
+      pages.push(page);
+    }
+    const [first, second, iris, signedOut] = pages;
+    const state = (page) => page.evaluate(() => window.own.state);
+    await waitFor(async () => (await state(first)) === "connected" && (await state(second)) === "connected"
+      && (await state(iris)) === "connected" && (await state(signedOut)) === "unauthorized", {
+      message: "henry's and iris's tabs connected, the signed-out tab refused",
+    });
+    const roles = await Promise.all(pages.map((page) => page.evaluate(() => window.own.role)));
+    assert.deepEqual(roles.slice(0, 2).sort(), ["follower", "holder"], "henry's tabs share");
+    assert.equal(roles[2], "holder", "iris's tab holds its own");
+    await waitFor(async () => (await connections()) === 2, { message: "one connection for henry, one for iris" });
+
+    await node.notify("henry", { text: "for henry" });
+    for (const page of [first, second]) await page.waitForFunction(() => window.own.count === 1, null, WAIT);
+    assert.equal(await iris.evaluate(() => window.own.count), 0);
+    assert.equal(await signedOut.evaluate(() => window.own.count), null, "the signed-out tab got nothing");
+  } finally {
+    await context.close();
   }
 });
 
