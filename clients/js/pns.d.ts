@@ -98,7 +98,7 @@ export type PNSErrorCode =
   | "token_failed"
   /** An onCount / onConnectionChange listener threw. */
   | "listener_failed"
-  /** This tab could not join or tell the other tabs (it then connects on its own, or an event's data could not be passed). */
+  /** An application event's data could not be passed to the other tabs (it reached this tab only). */
   | "share_failed"
   | (string & {});
 

@@ -68,7 +68,7 @@ export class TabLink {
     this._locks = new AbortController(); // cancels this tab's lock requests when it stops
     this._releaseGroup = null;
     this._releaseTab = null;
-    this._start(shareKey).catch((err) => this._fallBack(err));
+    this._start(shareKey).catch(() => this._fallBack());
   }
 
   /** The holder's transport; null in a tab that follows. */
@@ -131,16 +131,13 @@ export class TabLink {
     navigator.locks.request(this._name, { signal }, () => this._hold()).catch(() => {});
   }
 
-  _fallBack(err) {
+  _fallBack() {
     if (this._stopped || this._direct) return;
-    // No group (a lock or digest refused, or the token function failed): a connection of its own.
+    // No group (a lock refused, as in a sandboxed frame, or the token function failed,
+    // which the connection's own handshake then reports): a connection of its own.
     this._shutdown();
     this._stopped = false;
     this._client._setRole("alone");
-    if (err && err.name !== "AbortError") {
-      this._client._sink.error(new PNSError("share_failed", `cannot share the connection: ${err.message || err}`,
-        { cause: err }));
-    }
     this._direct = new Connection(this._config, this._client._sink);
   }
 

@@ -310,13 +310,20 @@ test("without Web Locks or BroadcastChannel, or with shareAcrossTabs: false, eac
   await noLocks.addInitScript(() => Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined }));
   const noChannel = await browser.newContext();
   await noChannel.addInitScript(() => { delete window.BroadcastChannel; });
+  // A lock refused (as in a sandboxed frame): the same, and no error for it.
+  const refused = await browser.newContext();
+  await refused.addInitScript(() => {
+    navigator.locks.request = () => Promise.reject(new DOMException("refused", "SecurityError"));
+  });
   const optedOut = await browser.newContext();
   try {
     const pages = [
       await tab(noLocks, "frank"), await tab(noLocks, "frank"),
       await tab(noChannel, "frank"), await tab(noChannel, "frank"),
+      await tab(refused, "frank"),
     ];
-    assert.deepEqual(await Promise.all(pages.map(role)), ["alone", "alone", "alone", "alone"]);
+    assert.deepEqual(await Promise.all(pages.map(role)), ["alone", "alone", "alone", "alone", "alone"]);
+    assert.equal(await pages[4].locator("#error").isHidden(), true, "falling back is no error");
     assert.equal(await pages[0].locator("#role").textContent(), "own connection");
     const own = [await optedOut.newPage(), await optedOut.newPage()];
     for (const page of own) {
@@ -327,13 +334,14 @@ test("without Web Locks or BroadcastChannel, or with shareAcrossTabs: false, eac
       await page.waitForFunction(() => window.own.count === 0, null, WAIT);
       assert.equal(await page.evaluate(() => window.own.role), "alone");
     }
-    await waitFor(async () => (await connections()) === 6, { message: "six tabs, six connections" });
+    await waitFor(async () => (await connections()) === 7, { message: "seven tabs, seven connections" });
     await node.notify("frank", { text: "to every tab" });
     await Promise.all(pages.map((page) => badgeIs(page, 1)));
     for (const page of own) await page.waitForFunction(() => window.own.count === 1, null, WAIT);
   } finally {
     await noLocks.close();
     await noChannel.close();
+    await refused.close();
     await optedOut.close();
   }
 });
