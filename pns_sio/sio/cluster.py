@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -125,13 +126,10 @@ class ShardedSubscription:
         return node
 
     async def unsubscribe(self, *channels: str) -> None:
-        by_pubsub: dict[int, tuple[Any, list[str]]] = {}
+        # One SUNSUBSCRIBE per channel: a command's channels must share a slot.
         for channel in channels:
             pubsub = self._owner.pop(channel, None)
             if pubsub is not None:
-                by_pubsub.setdefault(id(pubsub), (pubsub, []))[1].append(channel)
-        for pubsub, group in by_pubsub.values():
-            for channel in group:
                 self._leaving.add(channel.encode("utf-8"))
                 await pubsub.sunsubscribe(channel)
 
@@ -177,8 +175,12 @@ class ClusterRoutedBroker(RoutedRedisBroker):
     """``RoutedRedisBroker`` on a Redis Cluster: SPUBLISH and SSUBSCRIBE for user
     channels, spread over the shards."""
 
+    @functools.cached_property
+    def _options(self) -> dict[str, Any]:
+        return cluster_options(self.redis_url)
+
     def _new_client(self) -> Any:
-        return RedisCluster(**cluster_options(self.redis_url))
+        return RedisCluster(**self._options)
 
     def _queue_publish(self, pipe: Any, user: str | None, message: str) -> None:
         if user is None:
@@ -187,8 +189,7 @@ class ClusterRoutedBroker(RoutedRedisBroker):
             pipe.spublish(self._channel_for(user), message)
 
     def _open_subscription(self, client: Any) -> Any:
-        options = cluster_options(self.redis_url)
         credentials: dict[str, Any] = {
-            k: options[k] for k in ("username", "password") if k in options
+            k: self._options[k] for k in ("username", "password") if k in self._options
         }
         return ShardedSubscription(client, self.channel, credentials)
