@@ -54,3 +54,46 @@ async def test_writes_on_the_loop_keep_the_wal_from_growing(store: SQLiteStore) 
     # Each commit appends a few 4 KiB pages; unchecked, the WAL would hold them all.
     assert size < commits * 4096 / 4, size
     assert (await store.unseen("u0")).count == commits // 50
+
+
+async def test_concurrent_writes_keep_the_wal_from_growing_and_all_land(
+    store: SQLiteStore,
+) -> None:
+    # Many writers at once, as a busy node's fetches and creates: a checkpoint handed to
+    # the thread holds the writes that come meanwhile on the loop, so the WAL still
+    # starts over, and every write lands once.
+    wal = Path(store.path + "-wal")
+    rounds, at_once = 30, 4 * CHECKPOINT_EVERY // 2
+    for r in range(rounds):
+        await asyncio.gather(
+            *(store.create(f"u{i % 40}", {"r": r, "i": i}) for i in range(at_once))
+        )
+    await store.ping()
+    size = (await asyncio.to_thread(wal.stat)).st_size
+    commits = rounds * at_once
+    # Bounded by what one round and one checkpoint's worth of commits append, not by
+    # the 6,000 commits made.
+    assert size < commits * 4096 / 4, size
+    assert sum([(await store.unseen(f"u{u}")).count for u in range(40)]) == commits
+
+
+async def test_writes_waiting_behind_the_thread_all_land_once_the_lock_is_free(
+    store: SQLiteStore,
+) -> None:
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        # The first gives way to the thread, which waits for the lock; the others wait
+        # on the loop for the thread, and the loop stays free.
+        writes = [asyncio.ensure_future(store.create("7", {"n": n})) for n in range(50)]
+        for _ in range(10):  # every write has started and is waiting
+            await asyncio.sleep(0)
+        assert not any(w.done() for w in writes)
+        assert (await store.unseen("7")).count == 0
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    created = await asyncio.gather(*writes)
+    assert len({c.id for c in created}) == 50
+    assert (await store.unseen("7")).count == 50
+    assert sorted(c.count for c in created) == list(range(1, 51))

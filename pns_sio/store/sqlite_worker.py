@@ -67,10 +67,20 @@ class SQLiteThread:
             if inline
             else None
         )
-        # While the thread checkpoints, writes queue behind it: the first one after it
-        # finds the WAL copied back and starts it over (a write that started between
-        # the two would keep it growing).
-        self._inline_paused = False
+        # Jobs handed to the thread whose results have not come back. While there are
+        # any, the thread holds the write lock or is about to take it: a call tried on
+        # the loop would only give way and queue behind them, and a queue that new
+        # calls keep joining keeps the thread in its batches for good, every call
+        # paying the hop (99 % of a fetch's marks did; bench/RESULTS.md, session 11).
+        # So calls wait on the loop until the thread is done, then run there (once
+        # woken, a call runs even if one woken before it handed the thread a
+        # checkpoint: waiting again would wake every waiting call once per checkpoint).
+        # This also keeps writes behind a checkpoint: the first one after it finds the
+        # WAL copied back and starts it over (one that started between would keep it
+        # growing).
+        self._handed = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
@@ -86,18 +96,23 @@ class SQLiteThread:
         ``StoreUnavailable``."""
         if self._closed:
             raise StoreUnavailable("the notification store is closed")
-        if inline and not alone and self._inline is not None and not self._inline_paused:
+        if inline and not alone and self._inline is not None:
+            if self._handed:
+                await self._idle.wait()
+                if self._closed:
+                    raise StoreUnavailable("the notification store is closed")
             try:
                 result = self._inline.run(fn)
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"the notification store is unavailable ({exc})") from exc
             if result is not GAVE_WAY:
                 return result  # type: ignore[return-value]
+            # Another process holds the lock: the thread waits for it, off the loop.
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         # A job that waited in the queue past the timeout does not start: its
         # caller has been told "unavailable", so it must not write after all.
-        self._jobs.put(_Job(fn, future, loop, time.monotonic() + self._timeout, alone))
+        self._hand(_Job(fn, future, loop, time.monotonic() + self._timeout, alone))
         try:
             return await future
         except sqlite3.Error as exc:
@@ -108,6 +123,7 @@ class SQLiteThread:
         if not self._closed:
             self._closed = True
             self._jobs.put(None)
+            self._idle.set()  # calls waiting for the thread learn that the store closed
         self._thread.join()
         if self._inline is not None:
             self._inline.close()
@@ -117,13 +133,24 @@ class SQLiteThread:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         future.add_done_callback(self._checkpointed)
-        self._inline_paused = True
-        self._jobs.put(_Job(checkpoint, future, loop, time.monotonic() + self._timeout, True))
+        self._hand(_Job(checkpoint, future, loop, time.monotonic() + self._timeout, True))
 
-    def _checkpointed(self, future: asyncio.Future[Any]) -> None:
-        self._inline_paused = False
+    @staticmethod
+    def _checkpointed(future: asyncio.Future[Any]) -> None:
         if not future.cancelled() and future.exception() is not None:
             logger.info("WAL checkpoint failed: %s", future.exception())
+
+    def _hand(self, job: _Job[Any]) -> None:
+        self._handed += 1
+        self._idle.clear()
+        self._jobs.put(job)
+
+    def _settled(self, jobs: list[_Job[Any]]) -> None:
+        """On the loop: the thread's results are in."""
+        _settle(jobs)
+        self._handed = max(0, self._handed - len(jobs))
+        if not self._handed:
+            self._idle.set()
 
     # -- on the thread -----------------------------------------------------------
 
@@ -145,7 +172,7 @@ class SQLiteThread:
                         break
                     batch.append(job)
                 self._run_batch(batch)
-                _settle_all(batch)
+                _settle_all(batch, self._settled)
                 if stop:
                     return
         finally:
@@ -294,7 +321,7 @@ def _rollback(conn: sqlite3.Connection) -> None:
             logger.warning("sqlite rollback failed", exc_info=True)
 
 
-def _settle_all(batch: list[_Job[Any]]) -> None:
+def _settle_all(batch: list[_Job[Any]], settle: Callable[[list[_Job[Any]]], None]) -> None:
     """Hand the results to their loops: one wake-up per loop per batch."""
     by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
     for job in batch:
@@ -302,7 +329,7 @@ def _settle_all(batch: list[_Job[Any]]) -> None:
     for loop, jobs in by_loop.items():
         # A closed loop raises RuntimeError: nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle, jobs)
+            loop.call_soon_threadsafe(settle, jobs)
 
 
 def _settle(jobs: list[_Job[Any]]) -> None:
