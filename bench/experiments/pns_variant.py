@@ -44,6 +44,11 @@ proposed server change would buy before anyone edits the server.
 - onethread: fetch's list of unseen notifications runs on the SQLite writer's thread (in its
              batch transaction) instead of the reader's: one thread to wake and one batch per
              round, instead of two threads taking turns with the loop for the GIL.
+- nometrics: every prometheus_client update (Counter.inc, Gauge.inc/dec/set, Histogram.observe)
+             does nothing: what the node's metric updates cost on its hot paths (a probe;
+             /metrics then reads zeros).
+- ckpt1000:  the SQLite store's loop-side connection asks for a WAL checkpoint every 1,000
+             commits instead of every 100 (fewer copies of the same hot pages, a larger WAL).
 - storeprocess: the SQLite store in a child process of the node (store_process.py), so
              its threads never take turns with the event loop for one GIL.
 - nohiredis: redis-py parses replies and pub/sub messages in pure Python (its _AsyncRESP3Parser)
@@ -82,6 +87,8 @@ KNOWN = {
     "directsend",
     "seenindex",
     "onethread",
+    "nometrics",
+    "ckpt1000",
 }
 if VARIANTS - KNOWN:
     sys.exit(f"pns_variant: unknown variant(s) {sorted(VARIANTS - KNOWN)}; known: {sorted(KNOWN)}")
@@ -445,6 +452,23 @@ if "seenindex" in VARIANTS:
         "CREATE INDEX IF NOT EXISTS ix_notifications_seen ON notifications (seen_date)"
         " WHERE seen_date IS NOT NULL;\n"
     )
+
+if "nometrics" in VARIANTS:
+    import prometheus_client as _prom
+
+    def _nothing(*_: Any, **__: Any) -> None:
+        return None
+
+    _prom.Counter.inc = _nothing  # type: ignore[method-assign]
+    _prom.Gauge.inc = _nothing  # type: ignore[method-assign]
+    _prom.Gauge.dec = _nothing  # type: ignore[method-assign]
+    _prom.Gauge.set = _nothing  # type: ignore[method-assign]
+    _prom.Histogram.observe = _nothing  # type: ignore[method-assign]
+
+if "ckpt1000" in VARIANTS:
+    from pns_sio.store import sqlite_inline as _sqlite_inline
+
+    _sqlite_inline.CHECKPOINT_EVERY = 1000
 
 if "onethread" in VARIANTS:
     from pns_sio.store import sqlite as pns_sqlite
