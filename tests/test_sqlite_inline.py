@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pns_sio.errors import StoreUnavailable
 from pns_sio.store.sqlite import SQLiteStore
 from pns_sio.store.sqlite_inline import CHECKPOINT_EVERY
 
@@ -97,3 +98,33 @@ async def test_writes_waiting_behind_the_thread_all_land_once_the_lock_is_free(
     assert len({c.id for c in created}) == 50
     assert (await store.unseen("7")).count == 50
     assert sorted(c.count for c in created) == list(range(1, 51))
+
+
+async def test_writes_waiting_behind_the_thread_when_the_store_closes_do_not_hang(
+    tmp_path: Path,
+) -> None:
+    opened = await SQLiteStore.open(f"sqlite:///{tmp_path / 's.db'}", timeout=5.0)
+    holder = sqlite3.connect(opened.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    first = asyncio.ensure_future(opened.create("9", {"n": 0}))  # on the thread, waiting
+    for _ in range(10):
+        await asyncio.sleep(0)
+    waiting = asyncio.ensure_future(opened.create("9", {"n": 1}))  # on the loop, waiting
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    closing = asyncio.ensure_future(opened.close())
+    holder.execute("COMMIT")
+    holder.close()
+    async with asyncio.timeout(10):  # a hang fails here, not at CI's limit
+        await closing
+        assert (await first).count == 1  # queued before the close: it still ran
+        # Either it ran before the store closed, or it is told the store closed.
+        try:
+            landed = await waiting
+        except StoreUnavailable:
+            landed = None
+    if landed is not None:
+        assert landed.count == 2
+    with pytest.raises(StoreUnavailable):
+        await opened.create("9", {"n": 2})

@@ -297,6 +297,9 @@ class SQLiteStore:
         await self._reader.run(read)
 
     async def close(self) -> None:
+        # Stopped here, on the loop, before their connections close in a worker thread.
+        self._reader.stop()
+        self._writer.stop()
         await asyncio.to_thread(self._close_threads)
 
     def _close_threads(self) -> None:

@@ -118,12 +118,21 @@ class SQLiteThread:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the notification store is unavailable ({exc})") from exc
 
-    def close(self) -> None:
-        """Finish the queued jobs, close the connections and end the thread (blocks)."""
+    def stop(self) -> None:
+        """On the loop: refuse calls from now on. No call starts on the loop's own
+        connection after this, so ``close`` may close it from another thread."""
         if not self._closed:
             self._closed = True
             self._jobs.put(None)
-            self._idle.set()  # calls waiting for the thread learn that the store closed
+
+    def close(self) -> None:
+        """Finish the queued jobs, close the connections and end the thread (blocks).
+
+        Off the loop, ``stop()`` first: a call running on the loop's connection while
+        another thread closes it would crash the process (sqlite3 connections are not
+        safe across threads). Calls waiting for the thread are woken by its last results
+        and find the store closed."""
+        self.stop()
         self._thread.join()
         if self._inline is not None:
             self._inline.close()
