@@ -15,6 +15,24 @@ from pns_sio.store.sqlite import SQLiteStore
 from pns_sio.store.sqlite_inline import CHECKPOINT_EVERY
 
 
+def hold_write_lock(path: str) -> sqlite3.Connection:
+    """Another process's write lock (here: another connection's), held until released."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def release(holder: sqlite3.Connection) -> None:
+    holder.execute("COMMIT")
+    holder.close()
+
+
+async def let_waiting_calls_start() -> None:
+    """A few passes of the loop: every call just made has run up to where it waits."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     opened = await SQLiteStore.open(f"sqlite:///{tmp_path / 's.db'}", timeout=5.0)
@@ -25,9 +43,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 async def test_a_write_waits_for_a_lock_held_elsewhere_without_holding_up_the_loop(
     store: SQLiteStore,
 ) -> None:
-    # Another process (here: another connection) holds SQLite's write lock.
-    holder = sqlite3.connect(store.path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
+    holder = hold_write_lock(store.path)
     try:
         write = asyncio.ensure_future(store.create("42", {"n": 1}))
         await asyncio.sleep(0)  # the write started, and this test runs on: the loop is free
@@ -36,8 +52,7 @@ async def test_a_write_waits_for_a_lock_held_elsewhere_without_holding_up_the_lo
         assert (await store.unseen("42")).count == 0
         assert not write.done()
     finally:
-        holder.execute("COMMIT")
-        holder.close()
+        release(holder)
     created = await write
     assert (await store.unseen("42")).count == 1
     assert [n.id for n in await store.list_unseen("42", 10)] == [created.id]
@@ -81,19 +96,16 @@ async def test_concurrent_writes_keep_the_wal_from_growing_and_all_land(
 async def test_writes_waiting_behind_the_thread_all_land_once_the_lock_is_free(
     store: SQLiteStore,
 ) -> None:
-    holder = sqlite3.connect(store.path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
+    holder = hold_write_lock(store.path)
     try:
         # The first gives way to the thread, which waits for the lock; the others wait
         # on the loop for the thread, and the loop stays free.
         writes = [asyncio.ensure_future(store.create("7", {"n": n})) for n in range(50)]
-        for _ in range(10):  # every write has started and is waiting
-            await asyncio.sleep(0)
+        await let_waiting_calls_start()
         assert not any(w.done() for w in writes)
         assert (await store.unseen("7")).count == 0
     finally:
-        holder.execute("COMMIT")
-        holder.close()
+        release(holder)
     created = await asyncio.gather(*writes)
     assert len({c.id for c in created}) == 50
     assert (await store.unseen("7")).count == 50
@@ -104,18 +116,14 @@ async def test_writes_waiting_behind_the_thread_when_the_store_closes_do_not_han
     tmp_path: Path,
 ) -> None:
     opened = await SQLiteStore.open(f"sqlite:///{tmp_path / 's.db'}", timeout=5.0)
-    holder = sqlite3.connect(opened.path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
+    holder = hold_write_lock(opened.path)
     first = asyncio.ensure_future(opened.create("9", {"n": 0}))  # on the thread, waiting
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await let_waiting_calls_start()
     waiting = asyncio.ensure_future(opened.create("9", {"n": 1}))  # on the loop, waiting
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await let_waiting_calls_start()
     assert not waiting.done()
     closing = asyncio.ensure_future(opened.close())
-    holder.execute("COMMIT")
-    holder.close()
+    release(holder)
     async with asyncio.timeout(10):  # a hang fails here, not at CI's limit
         await closing
         assert (await first).count == 1  # queued before the close: it still ran

@@ -94,15 +94,14 @@ class SQLiteThread:
         (``inline``), else on the thread. A writer runs it inside a transaction
         (``alone``: outside one, by itself, on the thread); sqlite3 errors become
         ``StoreUnavailable``."""
+        on_loop = self._inline if inline and not alone else None
+        if on_loop is not None and self._handed:
+            await self._idle.wait()
         if self._closed:
             raise StoreUnavailable("the notification store is closed")
-        if inline and not alone and self._inline is not None:
-            if self._handed:
-                await self._idle.wait()
-                if self._closed:
-                    raise StoreUnavailable("the notification store is closed")
+        if on_loop is not None:
             try:
-                result = self._inline.run(fn)
+                result = on_loop.run(fn)
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"the notification store is unavailable ({exc})") from exc
             if result is not GAVE_WAY:
@@ -157,7 +156,7 @@ class SQLiteThread:
     def _settled(self, jobs: list[_Job[Any]]) -> None:
         """On the loop: the thread's results are in."""
         _settle(jobs)
-        self._handed = max(0, self._handed - len(jobs))
+        self._handed -= len(jobs)
         if not self._handed:
             self._idle.set()
 
