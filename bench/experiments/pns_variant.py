@@ -89,6 +89,8 @@ KNOWN = {
     "onethread",
     "nometrics",
     "ckpt1000",
+    "nogroup",
+    "groupsizes",
 }
 if VARIANTS - KNOWN:
     sys.exit(f"pns_variant: unknown variant(s) {sorted(VARIANTS - KNOWN)}; known: {sorted(KNOWN)}")
@@ -469,6 +471,44 @@ if "ckpt1000" in VARIANTS:
     from pns_sio.store import sqlite_inline as _sqlite_inline
 
     _sqlite_inline.CHECKPOINT_EVERY = 1000
+
+if "nogroup" in VARIANTS:
+    # Every write on the loop commits alone, as before the group commit (`join` runs it
+    # as `run` does and answers with a future already done).
+    import asyncio as _asyncio
+
+    from pns_sio.store import sqlite_inline as _sqlite_inline
+
+    def _join_alone(self: Any, fn: Any) -> Any:
+        result = self.run(fn)
+        if result is _sqlite_inline.GAVE_WAY:
+            return result
+        done = _asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return result, done
+
+    _sqlite_inline.InlineConnection.join = _join_alone  # type: ignore[method-assign]
+
+if "groupsizes" in VARIANTS:
+    # How many writes each commit of the loop's transaction carried, written every 500
+    # commits to $BENCH_GROUPS_OUT as {size: commits}.
+    import collections
+    import json
+
+    from pns_sio.store import sqlite_inline as _sqlite_inline
+
+    _sizes: collections.Counter[int] = collections.Counter()
+    _commit = _sqlite_inline.InlineConnection.commit
+
+    def _counted_commit(self: Any) -> None:
+        if self._joined is not None:
+            _sizes[len(self._joined)] += 1
+            if sum(_sizes.values()) % 500 == 0:
+                with open(os.environ.get("BENCH_GROUPS_OUT", "groupsizes.json"), "w") as out:
+                    json.dump(dict(sorted(_sizes.items())), out)
+        _commit(self)
+
+    _sqlite_inline.InlineConnection.commit = _counted_commit  # type: ignore[method-assign]
 
 if "onethread" in VARIANTS:
     from pns_sio.store import sqlite as pns_sqlite

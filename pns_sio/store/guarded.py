@@ -129,8 +129,8 @@ class GuardedStore:
 async def _bounded(call: Coroutine[Any, Any, T], limit: float) -> T:
     """``await call``, bounded by ``limit`` seconds from when it first waits.
 
-    A call that finishes without waiting (SQLite on the loop: most of them) arms no
-    timer: ``asyncio.timeout``'s timer handle, set and cancelled around every call,
+    A call that finishes without waiting (SQLite's reads on the loop: most calls) arms
+    no timer: ``asyncio.timeout``'s timer handle, set and cancelled around every call,
     was a twentieth of a notification's CPU."""
     try:
         waiting_on = call.send(None)

@@ -10,11 +10,19 @@ thread, which waits for the lock off the loop. A call that ran here ran whole.
 
 What else could make a call wait is kept off this connection: it never
 checkpoints the WAL (each checkpoint writes pages back to the database file
-and syncs it); every ``CHECKPOINT_EVERY`` commits it asks the thread to.
+and syncs it); every ``CHECKPOINT_EVERY`` writes it asks the thread to.
+
+Writes made in one turn of the loop share one transaction (``join``): each runs
+at once, the commit comes at the end of the turn, and each caller waits for it.
+A commit (its lock round and its WAL write) costs more than a create's
+statements, so a turn that handles several requests pays it once for all of
+them (bench/RESULTS.md, session 12). A write that joins an open transaction
+runs in a savepoint, so its failure undoes it alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable
@@ -22,8 +30,14 @@ from typing import Any, Final, TypeVar
 
 T = TypeVar("T")
 
-CHECKPOINT_EVERY = 100  # commits between checkpoints (a few pages each; SQLite's own: 1,000)
+# Writes between checkpoints (a commit appends a few pages for each; SQLite's own
+# checkpoint comes every 1,000 pages).
+CHECKPOINT_EVERY = 100
 GAVE_WAY: Final = object()  # the call must wait for a lock: run it on the thread instead
+# Writes one transaction carries at most: a turn of a busy loop can hold hundreds, and
+# the transaction holds the write lock (another node's writes wait) until it commits.
+GROUP_MAX = 64
+RETRY: Final = object()  # another write of the transaction gave up: nothing was written, run again
 
 _WAITS = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -38,7 +52,9 @@ class InlineConnection:
         self._writer = writer
         self._checkpoint = checkpoint
         self._conn: sqlite3.Connection | None = None
-        self._commits = 0
+        self._writes = 0  # committed since the last checkpoint
+        # The open transaction's writers, one future each (done at its commit), or None.
+        self._joined: list[asyncio.Future[object]] | None = None
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T | object:
         """``fn(connection)`` now (a writer's in a transaction of its own), or
@@ -60,10 +76,81 @@ class InlineConnection:
             _rollback(conn)
             raise
         if self._writer:
-            self._commits += 1
-            if self._commits % CHECKPOINT_EVERY == 0 and self._checkpoint is not None:
-                self._checkpoint()
+            self._committed(1)
         return result
+
+    def join(
+        self, fn: Callable[[sqlite3.Connection], T]
+    ) -> tuple[T, asyncio.Future[object]] | object:
+        """A writer's ``fn(connection)`` now, in the transaction this turn of the loop
+        shares (opened here if none is); the result and a future the caller awaits
+        before using it. The future is done at the end of the turn: None once the
+        transaction committed, ``RETRY`` when it was undone because another of its
+        callers gave up, or the commit's error. ``GAVE_WAY`` as ``run``; ``fn``'s own
+        errors are raised here, with nothing of it left in the transaction."""
+        conn = self._connection()
+        joined = self._joined
+        try:
+            if joined is None:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                except BaseException:
+                    _rollback(conn)  # it was alone in the transaction
+                    raise
+                joined = self._joined = []
+                asyncio.get_running_loop().call_soon(self.commit)
+            else:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = fn(conn)
+                    conn.execute("RELEASE job")
+                except BaseException:
+                    if not undo_savepoint(conn):
+                        self._lost(joined)  # SQLite undid the whole transaction
+                    raise
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _WAITS:
+                return GAVE_WAY
+            raise
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        joined.append(future)
+        if len(joined) >= GROUP_MAX:
+            self.commit()  # the turn's next writes start another
+        return result, future
+
+    def commit(self) -> None:
+        """End the open transaction, if any, and tell its writers how it ended."""
+        joined, self._joined = self._joined, None
+        if joined is None:
+            return
+        conn = self._connection()
+        if any(future.cancelled() for future in joined):
+            # A caller gave up (its timeout, its task cancelled) and may have been told
+            # its write failed, so it must not commit; savepoints are gone once released,
+            # so all of it is undone and the others run again.
+            _rollback(conn)
+            _tell(joined, RETRY)
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            _tell(joined, exc)
+            return
+        _tell(joined, None)
+        self._committed(len(joined))
+
+    def _lost(self, joined: list[asyncio.Future[object]]) -> None:
+        """The open transaction is gone with what its writers wrote: they are told."""
+        self._joined = None
+        _tell(joined, sqlite3.OperationalError("the transaction was rolled back"))
+
+    def _committed(self, writes: int) -> None:
+        self._writes += writes
+        if self._writes >= CHECKPOINT_EVERY and self._checkpoint is not None:
+            self._writes = 0
+            self._checkpoint()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -94,6 +181,29 @@ def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def undo_savepoint(conn: sqlite3.Connection) -> bool:
+    """Undo the failed write's savepoint; False when the transaction is gone."""
+    if not conn.in_transaction:
+        return False
+    try:
+        conn.execute("ROLLBACK TO job")
+        conn.execute("RELEASE job")
+    except sqlite3.Error:
+        _rollback(conn)
+        return False
+    return True
+
+
+def _tell(joined: list[asyncio.Future[object]], outcome: object) -> None:
+    for future in joined:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def checkpoint(conn: sqlite3.Connection) -> Any:

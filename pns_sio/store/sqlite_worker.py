@@ -26,10 +26,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from ..errors import StoreUnavailable
-from .sqlite_inline import GAVE_WAY, InlineConnection, checkpoint, connect
+from .sqlite_inline import GAVE_WAY, RETRY, InlineConnection, checkpoint, connect, undo_savepoint
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +72,13 @@ class SQLiteThread:
         # the loop would only give way and queue behind them, and a queue that new
         # calls keep joining keeps the thread in its batches for good, every call
         # paying the hop (99 % of a fetch's marks did; bench/RESULTS.md, session 11).
-        # So calls wait on the loop until the thread is done, then run there (once
-        # woken, a call runs even if one woken before it handed the thread a
-        # checkpoint: waiting again would wake every waiting call once per checkpoint).
-        # This also keeps writes behind a checkpoint: the first one after it finds the
-        # WAL copied back and starts it over (one that started between would keep it
-        # growing).
+        # So calls wait on the loop until the thread is done, then run there. This
+        # also keeps writes behind a checkpoint: the first one after it finds the WAL
+        # copied back and starts it over; one that started between would keep it
+        # growing. A woken call waits again if the calls woken before it handed the
+        # thread another checkpoint: they join one transaction a turn, up to
+        # GROUP_MAX, so a call is woken about once per CHECKPOINT_EVERY calls waiting
+        # ahead of it.
         self._handed = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -95,18 +96,28 @@ class SQLiteThread:
         (``alone``: outside one, by itself, on the thread); sqlite3 errors become
         ``StoreUnavailable``."""
         on_loop = self._inline if inline and not alone else None
-        if on_loop is not None and self._handed:
-            await self._idle.wait()
-        if self._closed:
-            raise StoreUnavailable("the notification store is closed")
-        if on_loop is not None:
+        while on_loop is not None:
+            while self._handed:
+                await self._idle.wait()
+            if self._closed:
+                raise StoreUnavailable("the notification store is closed")
             try:
-                result = on_loop.run(fn)
+                if not self._writer:
+                    result = on_loop.run(fn)
+                    if result is not GAVE_WAY:
+                        return result  # type: ignore[return-value]
+                    break
+                joined = on_loop.join(fn)
+                if joined is GAVE_WAY:
+                    break
+                result, committed = cast("tuple[T, asyncio.Future[object]]", joined)
+                if await committed is not RETRY:
+                    return result
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"the notification store is unavailable ({exc})") from exc
-            if result is not GAVE_WAY:
-                return result  # type: ignore[return-value]
-            # Another process holds the lock: the thread waits for it, off the loop.
+        # Another process holds the lock: the thread waits for it, off the loop.
+        if self._closed:
+            raise StoreUnavailable("the notification store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         # A job that waited in the queue past the timeout does not start: its
@@ -122,6 +133,9 @@ class SQLiteThread:
         connection after this, so ``close`` may close it from another thread."""
         if not self._closed:
             self._closed = True
+            if self._inline is not None:
+                # This turn's writes commit now, before the connection can be closed.
+                self._inline.commit()
             self._jobs.put(None)
 
     def close(self) -> None:
@@ -281,7 +295,7 @@ def _in_savepoints(conn: sqlite3.Connection, jobs: list[_Job[Any]]) -> list[_Job
             done.append(job)
         except Exception as exc:
             job.error = exc
-            if not _undo_savepoint(conn):
+            if not undo_savepoint(conn):
                 # SQLite rolled the whole transaction back (disk full, I/O
                 # error): nothing of this batch was written.
                 for other in done:
@@ -306,19 +320,6 @@ def _may_commit(job: _Job[Any]) -> bool:
     guard answers ``unavailable`` a second after the deadline, so what commits was
     never reported as failed."""
     return not job.future.cancelled() and time.monotonic() < job.deadline + COMMIT_MARGIN
-
-
-def _undo_savepoint(conn: sqlite3.Connection) -> bool:
-    """Undo the failed job's savepoint; False when the transaction is gone."""
-    if not conn.in_transaction:
-        return False
-    try:
-        conn.execute("ROLLBACK TO job")
-        conn.execute("RELEASE job")
-    except sqlite3.Error:
-        _rollback(conn)
-        return False
-    return True
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
