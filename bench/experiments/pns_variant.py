@@ -47,8 +47,12 @@ proposed server change would buy before anyone edits the server.
 - nometrics: every prometheus_client update (Counter.inc, Gauge.inc/dec/set, Histogram.observe)
              does nothing: what the node's metric updates cost on its hot paths (a probe;
              /metrics then reads zeros).
-- ckpt1000:  the SQLite store's loop-side connection asks for a WAL checkpoint every 1,000
-             commits instead of every 100 (fewer copies of the same hot pages, a larger WAL).
+- ckpt100:   the SQLite store's loop-side connection asks for a WAL checkpoint every 100
+             writes instead of every 1,000 (the before of session 12; a WAL a tenth as large).
+- nogroup:   every SQLite write on the loop commits alone, as before session 12's group
+             commit (its `join` runs the write as `run` does).
+- groupsizes: a probe: how many writes each of the loop's commits carried, written every
+             500 commits to $BENCH_GROUPS_OUT as {size: commits}.
 - storeprocess: the SQLite store in a child process of the node (store_process.py), so
              its threads never take turns with the event loop for one GIL.
 - nohiredis: redis-py parses replies and pub/sub messages in pure Python (its _AsyncRESP3Parser)
@@ -88,7 +92,7 @@ KNOWN = {
     "seenindex",
     "onethread",
     "nometrics",
-    "ckpt1000",
+    "ckpt100",
     "nogroup",
     "groupsizes",
 }
@@ -467,10 +471,10 @@ if "nometrics" in VARIANTS:
     _prom.Gauge.set = _nothing  # type: ignore[method-assign]
     _prom.Histogram.observe = _nothing  # type: ignore[method-assign]
 
-if "ckpt1000" in VARIANTS:
+if "ckpt100" in VARIANTS:
     from pns_sio.store import sqlite_inline as _sqlite_inline
 
-    _sqlite_inline.CHECKPOINT_EVERY = 1000
+    _sqlite_inline.CHECKPOINT_EVERY = 100
 
 if "nogroup" in VARIANTS:
     # Every write on the loop commits alone, as before the group commit (`join` runs it

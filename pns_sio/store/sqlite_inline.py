@@ -30,9 +30,11 @@ from typing import Any, Final, TypeVar
 
 T = TypeVar("T")
 
-# Writes between checkpoints (a commit appends a few pages for each; SQLite's own
-# checkpoint comes every 1,000 pages).
-CHECKPOINT_EVERY = 100
+# Writes between checkpoints. Each appends a page or a few to the WAL, so it stays
+# within a few MB (SQLite's own checkpoint comes every 1,000 pages). Writes wait out
+# a checkpoint (sqlite_worker.py), and one every 100 writes cost a fetch's store a
+# third more CPU and five times its latency (bench/RESULTS.md, session 12).
+CHECKPOINT_EVERY = 1000
 GAVE_WAY: Final = object()  # the call must wait for a lock: run it on the thread instead
 # Writes one transaction carries at most: a turn of a busy loop can hold hundreds, and
 # the transaction holds the write lock (another node's writes wait) until it commits.
