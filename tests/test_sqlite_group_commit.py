@@ -1,19 +1,23 @@
-"""Writes made in one turn of the loop share one SQLite transaction (group commit,
-pns_sio/store/sqlite_inline.py): each caller is answered only once it committed, one
-write's failure undoes it alone, and a caller that gave up leaves nothing written."""
+"""While writes come several to a turn of the loop they share one SQLite transaction
+(group commit, pns_sio/store/sqlite_inline.py): each caller is answered only once it
+committed, one write's failure undoes it alone, and a caller that gave up leaves nothing
+written. A write alone in its turn commits at once."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from pns_sio.errors import StoreUnavailable
 from pns_sio.store.sqlite import SQLiteStore
 from pns_sio.store.sqlite_inline import GROUP_MAX
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -34,19 +38,57 @@ def refuse_revs_for(path: str, user_id: str) -> None:
     conn.close()
 
 
+WARM_UP = "warm-up"
+
+
+async def writes_come_together(store: SQLiteStore) -> None:
+    """Two writes in one turn, each committed alone: the next turns' writes are grouped."""
+    await asyncio.gather(*(store.create(WARM_UP, {"n": n}) for n in range(2)))
+
+
 def committed_rows(path: str) -> dict[str, int]:
-    """Notifications per user as another process sees the file: committed ones only."""
+    """Notifications per user as another process sees the file: committed ones only
+    (the warm-up's left out)."""
     conn = sqlite3.connect(path)
     try:
         rows = conn.execute("SELECT user_id, count(*) FROM notifications GROUP BY user_id")
-        return dict(rows.fetchall())
+        return {user: n for user, n in rows.fetchall() if user != WARM_UP}
     finally:
         conn.close()
+
+
+def finishes_without_waiting(call: Coroutine[Any, Any, T]) -> T:
+    """Run ``call``; fail if it waits for anything (a loop turn, a thread)."""
+    try:
+        call.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    call.close()
+    raise AssertionError("the call waited")
+
+
+async def test_a_write_alone_in_its_turn_commits_at_once(store: SQLiteStore) -> None:
+    created = finishes_without_waiting(store.create("7", {"n": 1}))
+    assert created.count == 1
+    assert committed_rows(store.path) == {"7": 1}
+
+
+async def test_writes_are_grouped_only_while_they_come_together(store: SQLiteStore) -> None:
+    await writes_come_together(store)
+    # Grouped now: a write waits for the end of its turn, even alone in it ...
+    lone = asyncio.ensure_future(store.create("7", {"n": 1}))
+    await asyncio.sleep(0)  # it ran, and waits for the commit
+    assert not lone.done()
+    assert committed_rows(store.path) == {}
+    assert (await lone).count == 1
+    # ... and having been alone, the next one commits at once again.
+    assert finishes_without_waiting(store.create("7", {"n": 2})).count == 2
 
 
 async def test_writes_of_one_turn_all_land_and_each_user_sees_its_own_counts(
     store: SQLiteStore,
 ) -> None:
+    await writes_come_together(store)
     # More than one transaction's worth at once, spread over a few users.
     writes = 2 * GROUP_MAX + 5
     created = await asyncio.gather(*(store.create(f"u{i % 3}", {"i": i}) for i in range(writes)))
@@ -61,6 +103,8 @@ async def test_writes_of_one_turn_all_land_and_each_user_sees_its_own_counts(
 
 
 async def test_a_write_is_answered_only_once_it_is_committed(store: SQLiteStore) -> None:
+    await writes_come_together(store)
+
     async def create_then_look() -> dict[str, int]:
         await store.create("7", {"n": 1})
         # Right away, before anything else runs: what another process would read now.
@@ -72,6 +116,7 @@ async def test_a_write_is_answered_only_once_it_is_committed(store: SQLiteStore)
 @pytest.mark.parametrize("failing_first", [True, False], ids=["fails-first", "fails-later"])
 async def test_a_failing_write_undoes_itself_alone(store: SQLiteStore, failing_first: bool) -> None:
     await store.create("a", {"n": 0})
+    await writes_come_together(store)
     refuse_revs_for(store.path, "bad")
     order = ["bad", "a", "b"] if failing_first else ["a", "bad", "b"]
     results = await asyncio.gather(
@@ -92,6 +137,7 @@ async def test_a_write_whose_caller_gave_up_before_the_commit_is_not_stored(
 ) -> None:
     # As when the store guard's timeout cancels a call: that caller may be told its write
     # failed, so it must not be stored; the writes sharing its transaction still are.
+    await writes_come_together(store)
     given_up = asyncio.ensure_future(store.create("quitter", {"n": 1}))
     kept = asyncio.ensure_future(store.create("stayer", {"n": 1}))
     await asyncio.sleep(0)  # both ran and wait for their commit, at the end of this turn
@@ -108,6 +154,7 @@ async def test_a_write_whose_caller_gave_up_before_the_commit_is_not_stored(
 async def test_a_write_made_just_before_the_store_closes_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     opened = await SQLiteStore.open(f"sqlite:///{path}", timeout=5.0)
+    await writes_come_together(opened)
     write = asyncio.ensure_future(opened.create("9", {"n": 1}))
     await asyncio.sleep(0)  # it ran and waits for the end of the turn
     assert not write.done()

@@ -91,6 +91,8 @@ async def test_concurrent_writes_keep_the_wal_from_growing_and_all_land(
     # the thread holds the writes that come meanwhile on the loop, so the WAL still
     # starts over, and every write lands once.
     wal = Path(store.path + "-wal")
+    # Writes coming together are grouped from the next turn on (test_sqlite_group_commit).
+    await asyncio.gather(store.create("warm-up", {}), store.create("warm-up", {}))
     rounds, at_once = 30, 4 * CHECKPOINT_EVERY // 2
     for r in range(rounds):
         await asyncio.gather(

@@ -50,7 +50,8 @@ proposed server change would buy before anyone edits the server.
 - ckpt100:   the SQLite store's loop-side connection asks for a WAL checkpoint every 100
              writes instead of every 1,000 (the before of session 12; a WAL a tenth as large).
 - nogroup:   every SQLite write on the loop commits alone, as before session 12's group
-             commit (its `join` runs the write as `run` does).
+             commit; alwaysgroup: every one joins its turn's shared transaction, even
+             alone in the turn (the group commit without its switch).
 - groupsizes: a probe: how many writes each of the loop's commits carried, written every
              500 commits to $BENCH_GROUPS_OUT as {size: commits}.
 - storeprocess: the SQLite store in a child process of the node (store_process.py), so
@@ -94,6 +95,7 @@ KNOWN = {
     "nometrics",
     "ckpt100",
     "nogroup",
+    "alwaysgroup",
     "groupsizes",
 }
 if VARIANTS - KNOWN:
@@ -476,22 +478,15 @@ if "ckpt100" in VARIANTS:
 
     _sqlite_inline.CHECKPOINT_EVERY = 100
 
-if "nogroup" in VARIANTS:
-    # Every write on the loop commits alone, as before the group commit (`join` runs it
-    # as `run` does and answers with a future already done).
-    import asyncio as _asyncio
-
+if VARIANTS & {"nogroup", "alwaysgroup"}:
+    # nogroup: every SQLite write on the loop commits alone, as before the group commit;
+    # alwaysgroup: every one waits for its turn's shared commit, even alone in the turn.
     from pns_sio.store import sqlite_inline as _sqlite_inline
 
-    def _join_alone(self: Any, fn: Any) -> Any:
-        result = self.run(fn)
-        if result is _sqlite_inline.GAVE_WAY:
-            return result
-        done = _asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return result, done
-
-    _sqlite_inline.InlineConnection.join = _join_alone  # type: ignore[method-assign]
+    _always = "alwaysgroup" in VARIANTS
+    _sqlite_inline.InlineConnection.grouping = property(  # type: ignore[method-assign,assignment]
+        lambda self: _always
+    )
 
 if "groupsizes" in VARIANTS:
     # How many writes each commit of the loop's transaction carried, written every 500

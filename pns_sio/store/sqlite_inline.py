@@ -12,12 +12,14 @@ What else could make a call wait is kept off this connection: it never
 checkpoints the WAL (each checkpoint writes pages back to the database file
 and syncs it); every ``CHECKPOINT_EVERY`` writes it asks the thread to.
 
-Writes made in one turn of the loop share one transaction (``join``): each runs
-at once, the commit comes at the end of the turn, and each caller waits for it.
-A commit (its lock round and its WAL write) costs more than a create's
-statements, so a turn that handles several requests pays it once for all of
-them (bench/RESULTS.md, session 12). A write that joins an open transaction
-runs in a savepoint, so its failure undoes it alone.
+While writes come several to a turn of the loop, they share one transaction
+(``join``): each runs at once, the commit comes at the end of the turn, and each
+caller waits for it. A commit (its lock round and its WAL write) costs more than
+a create's statements, so a busy turn pays it once for all of its writes. A write
+alone in its turn commits at once instead (``run``): waiting for the end of the
+turn would cost it a loop turn and a timer for nothing (bench/RESULTS.md, session
+12). A write that joins an open transaction runs in a savepoint, so its failure
+undoes it alone.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class InlineConnection:
         self._writes = 0  # committed since the last checkpoint
         # The open transaction's writers, one future each (done at its commit), or None.
         self._joined: list[asyncio.Future[object]] | None = None
+        # Whether writes come several a turn: the last shared transaction carried more
+        # than one, or the last turn committed more than one alone.
+        self._together = False
+        self._alone = 0  # writes committed alone this turn
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T | object:
         """``fn(connection)`` now (a writer's in a transaction of its own), or
@@ -79,7 +85,20 @@ class InlineConnection:
             raise
         if self._writer:
             self._committed(1)
+            self._alone += 1
+            if self._alone == 1:
+                asyncio.get_running_loop().call_soon(self._turn_ended)
         return result
+
+    @property
+    def grouping(self) -> bool:
+        """Whether a write now should ``join`` a transaction shared with the turn's
+        other writes rather than ``run`` alone."""
+        return self._joined is not None or self._together
+
+    def _turn_ended(self) -> None:
+        self._together = self._alone > 1
+        self._alone = 0
 
     def join(
         self, fn: Callable[[sqlite3.Connection], T]
@@ -141,6 +160,7 @@ class InlineConnection:
             _tell(joined, exc)
             return
         _tell(joined, None)
+        self._together = len(joined) > 1
         self._committed(len(joined))
 
     def _lost(self, joined: list[asyncio.Future[object]]) -> None:

@@ -102,7 +102,7 @@ class SQLiteThread:
             if self._closed:
                 raise StoreUnavailable("the notification store is closed")
             try:
-                if not self._writer:
+                if not (self._writer and on_loop.grouping):
                     result = on_loop.run(fn)
                     if result is not GAVE_WAY:
                         return result  # type: ignore[return-value]
