@@ -25,12 +25,14 @@ undoes it alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import sqlite3
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 # Writes between checkpoints. Each appends a page or a few to the WAL, so it stays
 # within a few MB (SQLite's own checkpoint comes every 1,000 pages). Writes wait out
@@ -76,12 +78,12 @@ class InlineConnection:
             if self._writer:
                 conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
-            _rollback(conn)
+            rollback(conn)
             if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _WAITS:
                 return GAVE_WAY
             raise
         except BaseException:
-            _rollback(conn)
+            rollback(conn)
             raise
         if self._writer:
             self._committed(1)
@@ -117,7 +119,7 @@ class InlineConnection:
                 try:
                     result = fn(conn)
                 except BaseException:
-                    _rollback(conn)  # it was alone in the transaction
+                    rollback(conn)  # it was alone in the transaction
                     raise
                 joined = self._joined = []
                 asyncio.get_running_loop().call_soon(self.commit)
@@ -150,13 +152,13 @@ class InlineConnection:
             # A caller gave up (its timeout, its task cancelled) and may have been told
             # its write failed, so it must not commit; savepoints are gone once released,
             # so all of it is undone and the others run again.
-            _rollback(conn)
+            rollback(conn)
             _tell(joined, RETRY)
             return
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            _rollback(conn)
+            rollback(conn)
             _tell(joined, exc)
             return
         _tell(joined, None)
@@ -199,10 +201,14 @@ def connect(path: str, *, busy_timeout: float) -> sqlite3.Connection:
     return conn
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
+def rollback(conn: sqlite3.Connection) -> None:
+    """End the open transaction, if any, writing nothing (a failure is logged: the
+    connection's next BEGIN will say so too)."""
     if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
+        try:
             conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            logger.warning("sqlite rollback failed", exc_info=True)
 
 
 def undo_savepoint(conn: sqlite3.Connection) -> bool:
@@ -213,7 +219,7 @@ def undo_savepoint(conn: sqlite3.Connection) -> bool:
         conn.execute("ROLLBACK TO job")
         conn.execute("RELEASE job")
     except sqlite3.Error:
-        _rollback(conn)
+        rollback(conn)
         return False
     return True
 

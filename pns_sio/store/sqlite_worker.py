@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
 from ..errors import StoreUnavailable
-from .sqlite_inline import GAVE_WAY, RETRY, InlineConnection, checkpoint, connect, undo_savepoint
+from .sqlite_inline import (
+    GAVE_WAY,
+    RETRY,
+    InlineConnection,
+    checkpoint,
+    connect,
+    rollback,
+    undo_savepoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +255,7 @@ class SQLiteThread:
         # write lock: a job whose caller was answered meanwhile must not write now.
         jobs = [job for job in jobs if _may_start(job)]
         if not jobs:
-            _rollback(conn)
+            rollback(conn)
             return
         if len(jobs) == 1:
             # Alone in its transaction: no savepoint needed (two statements fewer).
@@ -257,14 +265,14 @@ class SQLiteThread:
         if done is None:
             return
         if not all(_may_commit(job) for job in done):
-            _rollback(conn)
+            rollback(conn)
             for job in done:
                 job.error = sqlite3.OperationalError("a caller gave up before the commit")
             return
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            _rollback(conn)
+            rollback(conn)
             for job in done:
                 job.error = exc
 
@@ -277,7 +285,7 @@ class SQLiteThread:
             conn.execute("COMMIT")
         except Exception as exc:
             job.error = exc
-            _rollback(conn)
+            rollback(conn)
 
 
 def _in_savepoints(conn: sqlite3.Connection, jobs: list[_Job[Any]]) -> list[_Job[Any]] | None:
@@ -320,14 +328,6 @@ def _may_commit(job: _Job[Any]) -> bool:
     guard answers ``unavailable`` a second after the deadline, so what commits was
     never reported as failed."""
     return not job.future.cancelled() and time.monotonic() < job.deadline + COMMIT_MARGIN
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            logger.warning("sqlite rollback failed", exc_info=True)
 
 
 def _settle_all(batch: list[_Job[Any]], settle: Callable[[list[_Job[Any]]], None]) -> None:
