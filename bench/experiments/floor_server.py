@@ -27,7 +27,8 @@ makes the round trip to the store's writer thread (an empty transaction). With
 BENCH_FLOOR_STORE=1, fetch also lists and marks through PNS's SQLite store (its threads), as
 PNS does, and the counts come from the store; BENCH_FLOOR_STORE=inline does the same with
 every store call run on the event loop instead of the store's threads (one connection, one
-transaction per write).
+transaction per write). With BENCH_CPROFILE_OUT set, SIGUSR1 starts cProfile and SIGUSR2
+writes its stats there (as PNS's `cprofile` variant).
 """
 
 from __future__ import annotations
@@ -189,6 +190,21 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=f"pns_notifications_created_total {created[0]}\n")
 
 
+def profile_on_signals(out: str) -> None:
+    """As pns_variant.py's cprofile: SIGUSR1 starts cProfile, SIGUSR2 writes its stats to
+    ``out`` (exact call counts per operation, to set against PNS's)."""
+    import cProfile
+
+    profiler = cProfile.Profile()
+
+    def stop(*_: Any) -> None:
+        profiler.disable()
+        profiler.dump_stats(out)
+
+    signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
+    signal.signal(signal.SIGUSR2, stop)
+
+
 async def main() -> None:
     global store
     if os.environ.get("BENCH_FLOOR_STORE"):
@@ -204,6 +220,8 @@ async def main() -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", PORT, backlog=LISTEN_BACKLOG).start()
     tune_gc()
+    if os.environ.get("BENCH_CPROFILE_OUT"):
+        profile_on_signals(os.environ["BENCH_CPROFILE_OUT"])
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
