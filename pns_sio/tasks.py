@@ -1,13 +1,16 @@
-"""An owner for background tasks: keeps the references, logs failures, cancels at shutdown."""
+"""An owner for background tasks (keeps the references, logs failures, cancels at
+shutdown), and running a coroutine at once, as far as it goes without waiting."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Coroutine, Generator
+from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class TaskOwner:
@@ -39,3 +42,48 @@ class TaskOwner:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+
+
+def start_now(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
+    """Run ``coro`` now, up to its first wait: None when it finished without one, else a
+    task that runs the rest. Most sends and store calls never wait, and a task for each
+    costs more than they do (a task and its scheduling: 5-8 µs)."""
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration:
+        return None
+    rest = asyncio.ensure_future(Rest(coro, waiting_on))
+    # Cancelled before it ran, the task never reaches the coroutine: close it then, so
+    # its cleanup runs now and not at garbage collection (a no-op once it has finished).
+    rest.add_done_callback(lambda _: coro.close())
+    return rest
+
+
+class Rest(Awaitable[T]):
+    """The rest of a coroutine already run up to its first wait (``waiting_on``):
+    what ``await`` would have done from there, as ``yield from`` does it."""
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], waiting_on: Any) -> None:
+        self._coro = coro
+        self._first = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        coro, waiting_on = self._coro, self._first
+        while True:
+            try:
+                sent = yield waiting_on
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # a cancellation, a timeout's included
+                try:
+                    waiting_on = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+            else:
+                try:
+                    waiting_on = coro.send(sent)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]

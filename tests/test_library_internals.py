@@ -71,10 +71,10 @@ async def test_each_internal_is_where_pns_expects_it(item: Internal) -> None:
 
 def test_every_library_class_pns_subclasses_is_listed() -> None:
     """A new override of a private method is listed (checked above), not hidden."""
-    from pns_sio.sio import managers, packets, publish, rooms, server
+    from pns_sio.sio import emit, managers, packets, publish, rooms, server
 
     listed = {i.name for i in INTERNALS}
-    for module in (server, managers, publish, rooms, packets):
+    for module in (server, managers, emit, publish, rooms, packets):
         for cls in vars(module).values():
             if not inspect.isclass(cls) or cls.__module__ != module.__name__:
                 continue

@@ -78,6 +78,22 @@ INTERNALS: tuple[Internal, ...] = (
     # -- python-socketio: the managers ---------------------------------------------------
     Internal(
         "socketio.async_manager:AsyncManager",
+        "emit",
+        "method",
+        "pns_sio/sio/emit.py",
+        "overridden below the pub/sub manager: events without an ack go out without a task"
+        " per recipient (the pub/sub manager and its _handle_emit call it by these names)",
+        ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "kwargs"),
+    ),
+    Internal(
+        "socketio.async_server:AsyncServer",
+        "packet_class",
+        "attribute",
+        "pns_sio/sio/emit.py",
+        "an emit encodes its event with the server's packet class, as the library's does",
+    ),
+    Internal(
+        "socketio.async_manager:AsyncManager",
         "callbacks",
         "attribute",
         "pns_sio/sio/server.py, pns_sio/sio/rooms.py",

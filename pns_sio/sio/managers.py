@@ -4,6 +4,9 @@
 - ``RedisBroker`` (many nodes): python-socketio's ``AsyncRedisManager``, so
   applications that emit through their own write-only manager reach PNS's devices.
 
+Both send to this node's connections through ``DirectEmit`` (``emit.py``): no task
+per recipient.
+
 Both take the event ``pns:notification`` (the application's signal) out of the
 emit path: it never reaches a client; it goes to the server's ``on_signal`` hook,
 which only schedules work, because the pub/sub listener handles messages one at a
@@ -46,6 +49,7 @@ from ..quiet_log import QuietLog
 from ..settings import redact_url
 from ..store import UnseenCount
 from ..wire import EV_RESYNC, EV_SIGNAL, room_user
+from .emit import DirectEmit
 from .outbox import Message, Outbox
 from .rooms import RoomIndex
 from .server import NodeHooks
@@ -142,7 +146,7 @@ class _Broker(RoomIndex):
         """Release what the manager holds; idempotent."""
 
 
-class LocalBroker(_Broker, socketio.AsyncManager):
+class LocalBroker(_Broker, DirectEmit):
     """The in-process manager of embedded mode (a single node)."""
 
     def __init__(self, *, on_state: Callable[[bool], None] = _ignore_state) -> None:
@@ -161,7 +165,7 @@ class LocalBroker(_Broker, socketio.AsyncManager):
         return result
 
 
-class RedisBroker(_Broker, socketio.AsyncRedisManager):
+class RedisBroker(_Broker, socketio.AsyncRedisManager, DirectEmit):
     """``AsyncRedisManager`` with fast re-subscription, a resync hook and bounded publishes."""
 
     def __init__(

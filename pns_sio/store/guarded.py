@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any, TypeVar
 
 from ..errors import StoreUnavailable
+from ..tasks import Rest
 from . import (
     Claim,
     Created,
@@ -137,34 +138,4 @@ async def _bounded(call: Coroutine[Any, Any, T], limit: float) -> T:
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     async with asyncio.timeout(limit):
-        return await _Rest(call, waiting_on)
-
-
-class _Rest(Awaitable[T]):
-    """The rest of a coroutine already run up to its first wait (``waiting_on``):
-    what ``await`` would have done from there, as ``yield from`` does it."""
-
-    __slots__ = ("_coro", "_first")
-
-    def __init__(self, coro: Coroutine[Any, Any, T], waiting_on: Any) -> None:
-        self._coro = coro
-        self._first = waiting_on
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        coro, waiting_on = self._coro, self._first
-        while True:
-            try:
-                sent = yield waiting_on
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # a cancellation, the timeout's included
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value  # type: ignore[no-any-return]
-            else:
-                try:
-                    waiting_on = coro.send(sent)
-                except StopIteration as done:
-                    return done.value  # type: ignore[no-any-return]
+        return await Rest(call, waiting_on)
