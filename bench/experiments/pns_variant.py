@@ -35,9 +35,9 @@ proposed server change would buy before anyone edits the server.
              for every new connection it opens.
 - cprofile:  a probe: SIGUSR1 starts cProfile in the node, SIGUSR2 stops it and writes the
              stats to $BENCH_CPROFILE_OUT (exact call counts per operation; slows the node).
-- directsend: python-socketio's AsyncManager.emit without a task per recipient: the packet is
-             encoded once and sent to each recipient in turn (the sends do not block: the
-             Engine.IO loop writes or queues at once).
+- libemit:   python-socketio's own AsyncManager.emit (a task per recipient, then a wait for
+             them) instead of pns_sio/sio/emit.py's DirectEmit: the before of session 13's change
+             (which was measured first as the variant `directsend`).
 - seenindex: the SQLite store with the partial index on seen_date it had until the retention
              purge walked the table in rowid windows (every mark_seen inserted into it): the
              before of that change.
@@ -89,7 +89,7 @@ KNOWN = {
     "libloop",
     "nohiredis",
     "cprofile",
-    "directsend",
+    "libemit",
     "seenindex",
     "onethread",
     "nometrics",
@@ -398,60 +398,12 @@ if "tracemalloc" in VARIANTS:
 
     signal.signal(signal.SIGUSR1, _dump)
 
-if "directsend" in VARIANTS:
-    from engineio import packet as eio_packet
-    from socketio import async_manager
-    from socketio import packet as sio_packet
+if "libemit" in VARIANTS:
+    import socketio
 
-    _orig_emit = async_manager.AsyncManager.emit
+    from pns_sio.sio import emit as pns_emit
 
-    async def _direct_emit(
-        self: Any,
-        event: Any,
-        data: Any,
-        namespace: Any,
-        room: Any = None,
-        skip_sid: Any = None,
-        callback: Any = None,
-        to: Any = None,
-        **kwargs: Any,
-    ) -> Any:
-        if callback is not None:
-            return await _orig_emit(
-                self,
-                event,
-                data,
-                namespace,
-                room=room,
-                skip_sid=skip_sid,
-                callback=callback,
-                to=to,
-                **kwargs,
-            )
-        room = to or room
-        if namespace not in self.rooms:
-            return None
-        if isinstance(data, tuple):
-            data = list(data)
-        elif data is not None:
-            data = [data]
-        else:
-            data = []
-        if not isinstance(skip_sid, list):
-            skip_sid = [skip_sid]
-        encoded = self.server.packet_class(
-            sio_packet.EVENT, namespace=namespace, data=[event] + data
-        ).encode()
-        if not isinstance(encoded, list):
-            encoded = [encoded]
-        packets = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
-        for sid, eio_sid in list(self.get_participants(namespace, room)):
-            if sid not in skip_sid:
-                for p in packets:
-                    await self.server._send_eio_packet(eio_sid, p)
-        return None
-
-    async_manager.AsyncManager.emit = _direct_emit  # type: ignore[method-assign]
+    pns_emit.DirectEmit.emit = socketio.AsyncManager.emit  # type: ignore[method-assign,assignment]
 
 if "seenindex" in VARIANTS:
     from pns_sio.store import sqlite as pns_sqlite
