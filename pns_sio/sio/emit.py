@@ -72,7 +72,8 @@ class DirectEmit(socketio.AsyncManager):
         ]
         sent = False
         waiting: list[asyncio.Task[Any]] = []
-        for sid, eio_sid in list(self.get_participants(namespace, room)):
+        # get_participants walks a copy of the room, which a send may change meanwhile.
+        for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skipped:
                 continue
             sent = True
