@@ -11,8 +11,8 @@ writes a frame at once or queues it for the connection's own flusher
 ``DirectEmit.emit`` runs each recipient's send at once; a send that does wait (a
 socket being closed for its silence) goes on in a task of its own, so no recipient
 holds up the others, and the emit returns once every send is done, as the library's
-does. Emits that ask for an acknowledgement keep the library's way: each recipient's
-packet carries an ack id of its own.
+does. An emit that asks for an acknowledgement (every batch a fetch delivers) goes the
+same way; each recipient's packet carries an ack id of its own, as in the library.
 """
 
 from __future__ import annotations
@@ -45,31 +45,14 @@ class DirectEmit(socketio.AsyncManager):
         to: Any = None,
         **kwargs: Any,
     ) -> None:
-        if callback is not None:
-            await super().emit(
-                event,
-                data,
-                namespace,
-                room=room,
-                skip_sid=skip_sid,
-                callback=callback,
-                to=to,
-                **kwargs,
-            )
-            return
         room = to or room
         if namespace not in self.rooms:
             return
         # As the library: a tuple is several arguments, anything else one.
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        encoded = self.server.packet_class(
-            sio_packet.EVENT, namespace=namespace, data=[event, *args]
-        ).encode()
-        packets = [
-            eio_packet.Packet(eio_packet.MESSAGE, p)
-            for p in (encoded if isinstance(encoded, list) else [encoded])
-        ]
+        # Without a callback every recipient gets the same packet: encoded once.
+        shared = None if callback is not None else self._packets(namespace, [event, *args])
         sent = False
         waiting: list[asyncio.Task[Any]] = []
         # get_participants walks a copy of the room, which a send may change meanwhile.
@@ -77,6 +60,10 @@ class DirectEmit(socketio.AsyncManager):
             if sid in skipped:
                 continue
             sent = True
+            # With one, each recipient's packet carries an ack id of its own.
+            packets = shared or self._packets(
+                namespace, [event, *args], self._generate_ack_id(sid, callback)
+            )
             rest = start_now(self._send(eio_sid, packets))
             if rest is not None:
                 waiting.append(rest)
@@ -86,6 +73,18 @@ class DirectEmit(socketio.AsyncManager):
             # The library's emit always gave the loop a turn while its tasks ran; a loop
             # of emits still does, so the connections' flushers run between them.
             await asyncio.sleep(0)
+
+    def _packets(
+        self, namespace: str | None, data: list[Any], ack: int | None = None
+    ) -> list[eio_packet.Packet]:
+        """The Engine.IO packets of one Socket.IO event (several when it has binary parts)."""
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace=namespace, data=data, id=ack
+        ).encode()
+        return [
+            eio_packet.Packet(eio_packet.MESSAGE, p)
+            for p in (encoded if isinstance(encoded, list) else [encoded])
+        ]
 
     async def _send(self, eio_sid: str, packets: list[eio_packet.Packet]) -> None:
         try:

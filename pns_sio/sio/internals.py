@@ -81,9 +81,17 @@ INTERNALS: tuple[Internal, ...] = (
         "emit",
         "method",
         "pns_sio/sio/emit.py",
-        "overridden below the pub/sub manager: events without an ack go out without a task"
-        " per recipient (the pub/sub manager and its _handle_emit call it by these names)",
+        "overridden below the pub/sub manager: events go out without a task per recipient"
+        " (the pub/sub manager and its _handle_emit call it by these names)",
         ("event", "data", "namespace", "room", "skip_sid", "callback", "to", "kwargs"),
+    ),
+    Internal(
+        "socketio.base_manager:BaseManager",
+        "_generate_ack_id",
+        "method",
+        "pns_sio/sio/emit.py",
+        "an emit with a callback registers it for the recipient, as the library's emit does",
+        ("sid", "callback"),
     ),
     Internal(
         "socketio.async_server:AsyncServer",
