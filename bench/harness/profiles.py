@@ -15,7 +15,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "cookie_users": 1000,
         "cookie_bytes": 2048,
         "fanout_users": 1000,  # reuses the idle devices when equal
-        "fanout_rates": [250, 500, 1000, 2000, 4000],
+        # Steps of 1.5x above 1,000/s: with steps of 2x the highest sustained rate of two
+        # servers could only differ by 2x or not at all.
+        "fanout_rates": [250, 500, 1000, 1500, 2000, 3000, 4000],
         "fanout_step_s": 5,
         "fanout_grace_s": 2,
         "fanout_stop_after_fail": True,
