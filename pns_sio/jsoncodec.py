@@ -83,7 +83,17 @@ _SHORTEST_TOO_DEEP = 2 * (MAX_DEPTH + 1)
 
 
 def _checked(value: Any, text: str | bytes) -> Any:
-    return value if len(text) < _SHORTEST_TOO_DEEP else check_depth(value)
+    if len(text) < _SHORTEST_TOO_DEEP:
+        return value
+    # Each level opens a bracket, so a text with no more opening brackets than the
+    # bound cannot nest past it (brackets inside strings only add to the count). The
+    # count runs in C; the walk is Python, and most long texts (every Redis message,
+    # most HTTP bodies) have a handful of brackets.
+    if isinstance(text, str):
+        opening = text.count("[") + text.count("{")
+    else:
+        opening = text.count(b"[") + text.count(b"{")
+    return value if opening <= MAX_DEPTH else check_depth(value)
 
 
 def _refuse_constant(name: str) -> Any:

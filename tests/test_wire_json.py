@@ -133,3 +133,24 @@ def test_the_depth_bound_holds_for_the_shortest_texts_that_reach_it(loads, inner
     for text in (too_deep, too_deep.encode()):
         with pytest.raises(jsoncodec.MalformedJSON):
             loads(text)
+
+
+@pytest.mark.parametrize("loads", [jsoncodec.loads, jsoncodec.loads_strict])
+def test_long_texts_are_walked_only_when_their_brackets_could_nest_past_the_bound(loads) -> None:
+    limit = jsoncodec.MAX_DEPTH
+    padding = "x" * 1000
+    # Long, few brackets: read without the walk.
+    assert loads(f'{{"a": "{padding}", "b": [1, {{"c": 2}}]}}') == {
+        "a": padding,
+        "b": [1, {"c": 2}],
+    }
+    # Many brackets, shallow (side by side, or inside a string): walked, and read.
+    wide = "[" + ",".join(["{}"] * (2 * limit)) + "]"
+    assert loads(wide) == [{}] * (2 * limit)
+    in_string = '{"a": "' + "[" * (2 * limit) + '"}'
+    assert loads(in_string) == {"a": "[" * (2 * limit)}
+    # Deep and long: refused, as text and as bytes.
+    deep = '{"pad": "' + padding + '", "v": ' + "[" * (limit + 1) + "]" * (limit + 1) + "}"
+    for text in (deep, deep.encode()):
+        with pytest.raises(jsoncodec.MalformedJSON):
+            loads(text)
