@@ -209,3 +209,39 @@ async def test_an_unreachable_redis_is_named_and_shown_until_it_answers(
     assert node.metric("pns_broker_up") == 0
     # The nodes that hear Redis say so.
     assert all(running.metric("pns_broker_up") == 1 for running in cluster)
+
+
+async def test_a_node_knows_its_own_messages_from_redis_before_reading_them(
+    start_node, connect, http, redis_server
+) -> None:
+    """Redis echoes each publish to its publisher; a node drops its own unread. What it
+    publishes (the signal of a notification created through it) is its own to it only,
+    and an application's message is nobody's."""
+    a, b = await two_nodes(start_node, redis_server.url)
+    on_b = await connect(b, "42")
+    await connect(a, "42")
+    await on_b.wait_count(0)
+    listener = aioredis.Redis.from_url(redis_server.url)
+    sub = listener.pubsub()
+    await sub.psubscribe(a.settings.redis_channel + "*")
+    await sub.get_message(timeout=5)  # the subscription's confirmation
+    try:
+        await notify(http, a, "42")
+        seen = await sub.get_message(ignore_subscribe_messages=True, timeout=5)
+        assert seen is not None
+        raw = seen["data"]
+        assert EV_SIGNAL.encode() in raw
+        assert a.node.broker.is_own(raw)
+        assert not b.node.broker.is_own(raw)
+        await on_b.wait_count(1)  # and B read it
+
+        app = socketio.AsyncRedisManager(redis_server.url, write_only=True)
+        await app.emit("news", {"n": 1}, room=user_room("42"))
+        await app.redis.aclose()
+        seen = await sub.get_message(ignore_subscribe_messages=True, timeout=5)
+        assert seen is not None
+        assert not a.node.broker.is_own(seen["data"])
+        assert not b.node.broker.is_own(seen["data"])
+    finally:
+        await sub.aclose()
+        await listener.aclose()

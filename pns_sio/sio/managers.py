@@ -194,6 +194,9 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager, DirectEmit):
         self._sub: Any = None
         self._closed = False
         self._outbox = Outbox(self._publish_batch, self._publish_lost)
+        # How this node's own messages end, as jsoncodec writes python-socketio's (host_id
+        # is their last key): see _listen.
+        self._own_ending = f'"host_id":"{self.host_id}"}}'.encode()
 
     # -- connections ---------------------------------------------------------
 
@@ -336,6 +339,12 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager, DirectEmit):
                 self._confirmed(message)
             elif self._hears(message.get("channel")) and "data" in message:
                 self._on_received()
+                if self.is_own(message["data"]):
+                    # Redis echoes every publish to its publisher, and python-socketio
+                    # drops this node's own messages once read (their host_id): one
+                    # message in two on a node that holds the users it writes for.
+                    # Dropped here, before they are read.
+                    continue
                 # Read here, not by python-socketio (which drops what it cannot read
                 # without a word): anyone who can publish on the channel is heard.
                 try:
@@ -347,6 +356,12 @@ class RedisBroker(_Broker, socketio.AsyncRedisManager, DirectEmit):
                     self._drop("not a JSON object")
                     continue
                 yield data
+
+    def is_own(self, raw: Any) -> bool:
+        """Whether a message from Redis is one this node published (its host_id last, as
+        python-socketio's messages have it). Anything else, including this node's
+        messages written another way, goes on to be read and checked."""
+        return isinstance(raw, bytes) and raw.endswith(self._own_ending)
 
     def _drop(self, why: str) -> None:
         self._on_dropped()
