@@ -54,7 +54,7 @@ async def main(
                 st["py_spy"] = await b.finish_py_spy(*sp)
             L = st["latency"]
             print(
-                f"  {rate}/s: p50 {L['p50_ms']} p99 {L['p99_ms']} max {L['max_ms']} deliv {st['delivered_share']} http p99 {st['http_latency']['p99_ms']} node cpu {st['window']['node_cpu_pct']} ms/notif {st['node_cpu_ms_per_notification']} loadgen ms/notif {st['loadgen_cpu_ms_per_notification']} other {st['window']['other_cpu_pct']}"
+                f"  {rate}/s: p50 {L['p50_ms']} p99 {L['p99_ms']} max {L['max_ms']} deliv {st['delivered_share']} http p99 {st['http_latency']['p99_ms']} node cpu {st['window']['node_cpu_pct']} ms/notif {st['node_cpu_ms_per_notification']} loadgen ms/notif {st['loadgen_cpu_ms_per_notification']} other {st['window']['other_cpu_pct']} steal {st['window']['steal_cpu_pct']}"
             )
             if spy:
                 ps = st["py_spy"]

@@ -63,6 +63,14 @@ def machine_busy() -> tuple[float, float]:
     return (total - idle) / CLK_TCK, total / CLK_TCK
 
 
+def machine_steal() -> float:
+    """Seconds the hypervisor ran something else while this VM's CPUs wanted to run
+    (/proc/stat's steal): noise no process here can see."""
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    return int(parts[7]) / CLK_TCK if len(parts) > 7 else 0.0
+
+
 def listen_overflows() -> int:
     """The kernel's count of connections dropped because a listen queue was full."""
     try:

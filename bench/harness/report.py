@@ -107,6 +107,11 @@ TABLE: tuple[Row | PerStep, ...] = (
                 "fan-out {rate:g}/s: other CPU on machine, %", ("window", "other_cpu_pct"), NEITHER
             ),
             Row(
+                "fan-out {rate:g}/s: of it, stolen by the host, %",
+                ("window", "steal_cpu_pct"),
+                NEITHER,
+            ),
+            Row(
                 "fan-out {rate:g}/s: count queries/notification",
                 ("count_queries_per_notification",),
                 LOWER,

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from .loadgen import Pool
-from .machine import listen_overflows, machine_busy
+from .machine import listen_overflows, machine_busy, machine_steal
 from .processes import Node, Runner
 from .profiles import SUSTAIN_DELIVERED, SUSTAIN_P99_MS
 
@@ -17,7 +17,8 @@ class Window:
     """CPU of the nodes, the workers, redis and the whole machine over one phase.
 
     What is left of the machine's busy time after ours (nodes, workers, redis, this
-    driver) is "other": work on the machine that the run did not start.
+    driver) is "other": work on the machine that the run did not start, and the time
+    the hypervisor stole, which "steal" shows alone.
     """
 
     def __init__(self, nodes: list[Node], pool: Pool, runner: Runner) -> None:
@@ -29,6 +30,7 @@ class Window:
         self.lg0 = pool.cpu()
         self.redis0 = runner.redis_cpu() if runner.redis_running else 0.0
         self.busy0, self.total0 = machine_busy()
+        self.steal0 = machine_steal()
         self.ovf0 = listen_overflows()
         t = os.times()
         self.driver0 = t.user + t.system
@@ -56,6 +58,7 @@ class Window:
             "machine_cpu_pct": round(100 * machine / dt, 1),
             "machine_cpu_capacity_pct": 100 * ncpu,
             "other_cpu_pct": round(100 * max(0.0, other) / dt, 1),
+            "steal_cpu_pct": round(100 * (machine_steal() - self.steal0) / dt, 1),
             "listen_overflows": listen_overflows() - self.ovf0,
         }
 
