@@ -141,7 +141,7 @@ class Bench(Context):
             "offer_deflate": self.offer_deflate,
             "targets": {},
         }
-        busy0, total0 = machine_busy()
+        busy0 = machine_busy().busy
         async with aiohttp.ClientSession() as self.http:
             try:
                 for target in TARGETS:
@@ -151,7 +151,7 @@ class Bench(Context):
                     result["targets"][target.name] = await self.run_target(target)
             finally:
                 await self.runner.stop_all()
-        busy1, total1 = machine_busy()
+        busy1 = machine_busy().busy
         result["loadavg_end"] = loadavg()
         result["seconds"] = round(time.time() - t_start, 1)
         result["machine_cpu_pct_whole_run"] = round(

@@ -12,7 +12,7 @@ import resource
 import subprocess
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import LOADGEN_DIR, PEER_DIR, REPO
 
@@ -54,21 +54,19 @@ def proc_rss(pid: int) -> int:
     return own + sum(proc_rss(child) for child in _children(pid))
 
 
-def machine_busy() -> tuple[float, float]:
-    """(busy seconds, total seconds) of all CPUs from /proc/stat."""
+class CpuTimes(NamedTuple):
+    """All CPUs' seconds since boot, from one read of /proc/stat."""
+
+    busy: float  # every state but idle and iowait (steal included)
+    steal: float  # the hypervisor ran something else while this VM wanted to run
+
+
+def machine_busy() -> CpuTimes:
     with open("/proc/stat") as f:
         parts = [int(x) for x in f.readline().split()[1:]]
     idle = parts[3] + parts[4]
-    total = sum(parts[:8])
-    return (total - idle) / CLK_TCK, total / CLK_TCK
-
-
-def machine_steal() -> float:
-    """Seconds the hypervisor ran something else while this VM's CPUs wanted to run
-    (/proc/stat's steal): noise no process here can see."""
-    with open("/proc/stat") as f:
-        parts = f.readline().split()[1:]
-    return int(parts[7]) / CLK_TCK if len(parts) > 7 else 0.0
+    busy = sum(parts[:8]) - idle
+    return CpuTimes(busy / CLK_TCK, parts[7] / CLK_TCK)
 
 
 def listen_overflows() -> int:

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from .loadgen import Pool
-from .machine import listen_overflows, machine_busy, machine_steal
+from .machine import listen_overflows, machine_busy
 from .processes import Node, Runner
 from .profiles import SUSTAIN_DELIVERED, SUSTAIN_P99_MS
 
@@ -29,22 +29,21 @@ class Window:
         self.node_cpu0 = [n.proc.cpu() if n.proc else 0.0 for n in nodes]
         self.lg0 = pool.cpu()
         self.redis0 = runner.redis_cpu() if runner.redis_running else 0.0
-        self.busy0, self.total0 = machine_busy()
-        self.steal0 = machine_steal()
+        self.cpu0 = machine_busy()
         self.ovf0 = listen_overflows()
         t = os.times()
         self.driver0 = t.user + t.system
 
     def close(self) -> dict[str, Any]:
         dt = time.monotonic() - self.t0
-        busy1, total1 = machine_busy()
+        cpu1 = machine_busy()
         ours_nodes = [
             ((n.proc.cpu() if n.proc else 0.0) - c0)
             for n, c0 in zip(self.nodes, self.node_cpu0, strict=True)
         ]
         lg = self.pool.cpu() - self.lg0
         rd = (self.runner.redis_cpu() - self.redis0) if self.runner.redis_running else 0.0
-        machine = busy1 - self.busy0
+        machine = cpu1.busy - self.cpu0.busy
         ncpu = os.cpu_count() or 1
         t = os.times()
         driver = t.user + t.system - self.driver0
@@ -58,7 +57,7 @@ class Window:
             "machine_cpu_pct": round(100 * machine / dt, 1),
             "machine_cpu_capacity_pct": 100 * ncpu,
             "other_cpu_pct": round(100 * max(0.0, other) / dt, 1),
-            "steal_cpu_pct": round(100 * (machine_steal() - self.steal0) / dt, 1),
+            "steal_cpu_pct": round(100 * (cpu1.steal - self.cpu0.steal) / dt, 1),
             "listen_overflows": listen_overflows() - self.ovf0,
         }
 
